@@ -1,0 +1,88 @@
+"""Configuration of the VMamba v0 ("Vanilla-VMamba-T") image encoder used by AesMamba (spec §2.1)."""
+
+from __future__ import annotations
+
+import math
+from typing import Optional, Union
+
+from transformers import PretrainedConfig
+
+from .selective_scan import SCAN_BACKENDS
+
+
+class VMambaConfig(PretrainedConfig):
+    r"""
+    Args:
+        num_channels: input image channels.
+        patch_size: side of the non-overlapping conv stem.
+        embed_dim: width of stage 0; stage i has ``embed_dim * 2**i`` channels.
+        depths: VSS blocks per stage.
+        d_state: SSM state size N.
+        ssm_ratio: d_inner = ssm_ratio * C.
+        dt_rank: rank R of the Δ projection, ``"auto"`` = ceil(C / 16).
+        d_conv: depth-wise conv kernel inside SS2D.
+        conv_bias: bias of that conv (True in v0).
+        layer_norm_eps: epsilon of every LayerNorm (1e-5 in AesMamba's VSSM).
+        drop_path_rate: stochastic depth, linearly increasing over blocks (AesMamba uses 0.0).
+        dt_min, dt_max, dt_init_floor: range of the initial Δ (S6 initialisation).
+        initializer_range: std of the truncated normal for linear layers.
+        scan_backend: selective-scan backend, one of ``"auto"``, ``"fused"``, ``"chunked"``,
+            ``"reference"``, ``"mamba_ssm"`` (see ``selective_scan.py``). Not a model property: it can be
+            changed after loading with ``model.set_scan_backend``.
+    """
+
+    model_type = "vmamba"
+
+    def __init__(
+        self,
+        num_channels: int = 3,
+        patch_size: int = 4,
+        embed_dim: int = 96,
+        depths: Optional[list[int]] = None,
+        d_state: int = 16,
+        ssm_ratio: float = 2.0,
+        dt_rank: Union[int, str] = "auto",
+        d_conv: int = 3,
+        conv_bias: bool = True,
+        layer_norm_eps: float = 1e-5,
+        drop_path_rate: float = 0.0,
+        dt_min: float = 0.001,
+        dt_max: float = 0.1,
+        dt_init_floor: float = 1e-4,
+        initializer_range: float = 0.02,
+        scan_backend: str = "auto",
+        **kwargs,
+    ):
+        if scan_backend not in SCAN_BACKENDS:
+            raise ValueError(f"scan_backend must be one of {SCAN_BACKENDS}, got {scan_backend!r}")
+        if dt_rank != "auto" and not (isinstance(dt_rank, int) and dt_rank > 0):
+            raise ValueError(f"dt_rank must be 'auto' or a positive int, got {dt_rank!r}")
+        self.num_channels = num_channels
+        self.patch_size = patch_size
+        self.embed_dim = embed_dim
+        self.depths = list(depths) if depths is not None else [2, 2, 9, 2]
+        self.d_state = d_state
+        self.ssm_ratio = ssm_ratio
+        self.dt_rank = dt_rank
+        self.d_conv = d_conv
+        self.conv_bias = conv_bias
+        self.layer_norm_eps = layer_norm_eps
+        self.drop_path_rate = drop_path_rate
+        self.dt_min = dt_min
+        self.dt_max = dt_max
+        self.dt_init_floor = dt_init_floor
+        self.initializer_range = initializer_range
+        self.scan_backend = scan_backend
+        super().__init__(**kwargs)
+
+    @property
+    def dims(self) -> list[int]:
+        return [self.embed_dim * 2**i for i in range(len(self.depths))]
+
+    @property
+    def hidden_size(self) -> int:
+        """Width of the pooled feature (768 for VMamba-T)."""
+        return self.dims[-1]
+
+    def stage_dt_rank(self, dim: int) -> int:
+        return math.ceil(dim / 16) if self.dt_rank == "auto" else int(self.dt_rank)

@@ -1,0 +1,325 @@
+"""AesMamba: encoders → modal-adaptive integration → MBA heads (spec §1, §3-§5, §7).
+
+* Encoders: VMamba v0 for the image, optionally BERT for comments (M) or a user prompt (P).
+* Modal-adaptive integration, decided at run time: text given and a text encoder configured →
+  cross-modal fusion (the image feature queries the text tokens); otherwise the pooled image feature.
+* MBA heads: per task/attribute an adapter (D → D/4 → D, residual), a score branch and a scale-class branch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from transformers import BertModel, PreTrainedModel
+from transformers import initialization as init
+from transformers.utils import ModelOutput
+
+from .configuration_aesmamba import AesMambaConfig
+from .losses import balanced_softmax_loss, bce_as_released, emd_loss, scalar_mse, scale_classes
+from .modeling_vmamba import VMambaModel
+
+
+@dataclass
+class AesMambaModelOutput(ModelOutput):
+    """
+    Args:
+        integrated_features: (batch, D) feature after modal-adaptive integration.
+        image_features: (batch, D) pooled VMamba feature.
+        vision_last_hidden_state: (batch, h, w, D) final VMamba feature map.
+        text_last_hidden_state: (batch, L_text, D_text) text tokens, when text was used.
+    """
+
+    integrated_features: Optional[torch.Tensor] = None
+    image_features: Optional[torch.Tensor] = None
+    vision_last_hidden_state: Optional[torch.Tensor] = None
+    text_last_hidden_state: Optional[torch.Tensor] = None
+
+
+@dataclass
+class AesMambaAssessmentOutput(ModelOutput):
+    """
+    Args:
+        loss: total training loss when labels are given.
+        scores: (batch, num_heads) score per head; the expected score Σ_k v_k p_k for a distribution head.
+        distribution: (batch, K) predicted distribution of the distribution head, if any.
+        class_logits: (batch, num_heads, C) scale-class logits (unadjusted), if any head has them.
+        integrated_features: (batch, D) feature the heads read.
+    """
+
+    loss: Optional[torch.Tensor] = None
+    scores: Optional[torch.Tensor] = None
+    distribution: Optional[torch.Tensor] = None
+    class_logits: Optional[torch.Tensor] = None
+    integrated_features: Optional[torch.Tensor] = None
+
+
+class CrossModalFusion(nn.Module):
+    """One pre-norm cross-attention block (image feature as the single query) + a pre-norm FFN (spec §4)."""
+
+    def __init__(self, config: AesMambaConfig):
+        super().__init__()
+        dim = config.vision_config.hidden_size
+        text_dim = config.text_config.hidden_size
+        eps = config.fusion_layer_norm_eps
+        self.num_heads = config.fusion_num_heads
+        self.head_dim = config.fusion_head_dim
+        inner = self.num_heads * self.head_dim
+        self.mask_padding = config.mask_text_padding
+        self.norm_image = nn.LayerNorm(dim, eps=eps)
+        self.norm_text = nn.LayerNorm(text_dim, eps=eps)
+        self.to_q = nn.Linear(dim, inner, bias=False)
+        self.to_kv = nn.Linear(text_dim, 2 * inner, bias=False)  # rows [K; V]
+        self.to_out = nn.Linear(inner, dim)
+        self.norm_ffn = nn.LayerNorm(dim, eps=eps)
+        self.ffn_in = nn.Linear(dim, config.fusion_ffn_dim)
+        self.ffn_out = nn.Linear(config.fusion_ffn_dim, dim)
+
+    def forward(
+        self, image_features: torch.Tensor, text_states: torch.Tensor, text_mask: Optional[torch.Tensor] = None
+    ) -> torch.Tensor:
+        """image_features (B, D), text_states (B, L, D_t), text_mask (B, L) with 1 = real token → (B, D)."""
+        batch, length, _ = text_states.shape
+        q = self.to_q(self.norm_image(image_features)).view(batch, self.num_heads, 1, self.head_dim)
+        k, v = self.to_kv(self.norm_text(text_states)).chunk(2, dim=-1)
+        k = k.view(batch, length, self.num_heads, self.head_dim).transpose(1, 2)
+        v = v.view(batch, length, self.num_heads, self.head_dim).transpose(1, 2)
+        attn_mask = None
+        if self.mask_padding and text_mask is not None:
+            attn_mask = text_mask.bool()[:, None, None, :]  # (B, 1, 1, L), True = attend
+        attended = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask)  # scale = head_dim^-0.5
+        features = image_features + self.to_out(attended.reshape(batch, self.num_heads * self.head_dim))
+        return features + self.ffn_out(F.gelu(self.ffn_in(self.norm_ffn(features))))
+
+
+class MBAAdapter(nn.Module):
+    """Residual bottleneck adapter of one task/attribute: f + up(GELU(down(f)))."""
+
+    def __init__(self, dim: int, reduction: int):
+        super().__init__()
+        self.down = nn.Linear(dim, dim // reduction)
+        self.up = nn.Linear(dim // reduction, dim)
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        return features + self.up(F.gelu(self.down(features)))
+
+
+class HeadMLP(nn.Module):
+    """Linear → ReLU → Linear."""
+
+    def __init__(self, dim: int, hidden: int, out: int):
+        super().__init__()
+        self.fc1 = nn.Linear(dim, hidden)
+        self.fc2 = nn.Linear(hidden, out)
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        return self.fc2(F.relu(self.fc1(features)))
+
+
+class MBAHead(nn.Module):
+    """Adapter + score branch (+ scale-class branch) for one head description of ``config.heads``."""
+
+    def __init__(self, dim: int, head: dict, config: AesMambaConfig):
+        super().__init__()
+        self.is_distribution = head["kind"] == "distribution"
+        self.adapter = MBAAdapter(dim, config.adapter_reduction)
+        self.score = HeadMLP(dim, config.head_hidden_size, head["num_bins"] if self.is_distribution else 1)
+        n_cls = head.get("num_scale_classes", 0)
+        self.scale_class = HeadMLP(dim, config.head_hidden_size, n_cls) if n_cls else None
+
+    def forward(self, features: torch.Tensor) -> tuple[torch.Tensor, Optional[torch.Tensor]]:
+        """(B, D) → score output ((B, K) probabilities or (B,) score), class logits (B, C) or None."""
+        adapted = self.adapter(features)
+        out = self.score(adapted)
+        out = out.softmax(dim=-1) if self.is_distribution else out.squeeze(-1)
+        return out, (self.scale_class(adapted) if self.scale_class is not None else None)
+
+
+class AesMambaPreTrainedModel(PreTrainedModel):
+    config: AesMambaConfig
+    config_class = AesMambaConfig
+    base_model_prefix = "aesmamba"
+    main_input_name = "pixel_values"
+    input_modalities = ("image", "text")
+    supports_gradient_checkpointing = True
+    _no_split_modules = ["VSSBlock", "BertLayer"]
+    # forward takes no **kwargs, so Trainer must not rescale the loss by the world size
+    accepts_loss_kwargs = False
+
+    @torch.no_grad()
+    def _init_weights(self, module: nn.Module) -> None:
+        # the VMamba and BERT sub-models initialise themselves (transformers dispatches to their own rule)
+        if isinstance(module, nn.Linear):
+            init.trunc_normal_(module.weight, std=self.config.initializer_range)
+            if module.bias is not None:
+                init.zeros_(module.bias)
+        elif isinstance(module, nn.LayerNorm):
+            init.ones_(module.weight)
+            init.zeros_(module.bias)
+
+
+class AesMambaModel(AesMambaPreTrainedModel):
+    """Encoders and modal-adaptive integration: returns the integrated feature the heads read."""
+
+    def __init__(self, config: AesMambaConfig):
+        super().__init__(config)
+        self.vision_model = VMambaModel(config.vision_config)
+        if config.uses_text:
+            self.text_model = BertModel(config.text_config, add_pooling_layer=config.text_add_pooling_layer)
+            self.fusion = CrossModalFusion(config)
+        else:
+            self.text_model = None
+            self.fusion = None
+        self.post_init()
+
+    def forward(
+        self,
+        pixel_values: torch.Tensor,
+        input_ids: Optional[torch.Tensor] = None,
+        attention_mask: Optional[torch.Tensor] = None,
+        token_type_ids: Optional[torch.Tensor] = None,
+    ) -> AesMambaModelOutput:
+        vision = self.vision_model(pixel_values)
+        image_features = vision.pooler_output
+        integrated, text_states = image_features, None
+        if input_ids is not None:
+            if self.text_model is None:
+                raise ValueError(
+                    f"this {self.config.task} model has no text encoder; drop input_ids or use an M/P variant"
+                )
+            if attention_mask is None:
+                attention_mask = torch.ones_like(input_ids)
+            text_states = self.text_model(
+                input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids
+            ).last_hidden_state
+            integrated = self.fusion(image_features, text_states, attention_mask)
+        return AesMambaModelOutput(
+            integrated_features=integrated,
+            image_features=image_features,
+            vision_last_hidden_state=vision.last_hidden_state,
+            text_last_hidden_state=text_states,
+        )
+
+
+class AesMambaForAestheticAssessment(AesMambaPreTrainedModel):
+    """AesMamba with one MBA head per task/attribute; computes the training loss when labels are given."""
+
+    def __init__(self, config: AesMambaConfig):
+        super().__init__(config)
+        self.aesmamba = AesMambaModel(config)
+        dim = config.vision_config.hidden_size
+        self.heads = nn.ModuleDict({h["name"]: MBAHead(dim, h, config) for h in config.heads})
+        self.post_init()
+
+    def set_scan_backend(self, backend: str) -> None:
+        self.aesmamba.vision_model.set_scan_backend(backend)
+
+    def forward(
+        self,
+        pixel_values: torch.Tensor,
+        input_ids: Optional[torch.Tensor] = None,
+        attention_mask: Optional[torch.Tensor] = None,
+        token_type_ids: Optional[torch.Tensor] = None,
+        labels: Optional[torch.Tensor] = None,
+        class_labels: Optional[torch.Tensor] = None,
+    ) -> AesMambaAssessmentOutput:
+        r"""
+        labels: for a distribution head, (B, K) vote counts or a distribution (normalised here); otherwise
+            (B, num_heads) scalar targets ((B,) is accepted for a single head).
+        class_labels: (B, num_heads) scale classes; derived from the targets with each head's class rule
+            when omitted.
+        """
+        features = self.aesmamba(pixel_values, input_ids, attention_mask, token_type_ids).integrated_features
+        scores, class_logits, distribution = [], [], None
+        for head_cfg in self.config.heads:
+            out, logits = self.heads[head_cfg["name"]](features)
+            if head_cfg["kind"] == "distribution":
+                distribution = out
+                bins = torch.as_tensor(head_cfg["bin_values"], dtype=out.dtype, device=out.device)
+                out = out @ bins
+            scores.append(out)
+            if logits is not None:
+                class_logits.append(logits)
+        scores = torch.stack(scores, dim=1)
+        # every class branch shares one size (validated in the config); heads without one are absent
+        class_logits = torch.stack(class_logits, dim=1) if class_logits else None
+        loss = None
+        if labels is not None:
+            loss = self.compute_loss(scores, distribution, class_logits, labels, class_labels)
+        return AesMambaAssessmentOutput(
+            loss=loss, scores=scores, distribution=distribution, class_logits=class_logits,
+            integrated_features=features,
+        )
+
+    def compute_loss(
+        self,
+        scores: torch.Tensor,
+        distribution: Optional[torch.Tensor],
+        class_logits: Optional[torch.Tensor],
+        labels: torch.Tensor,
+        class_labels: Optional[torch.Tensor] = None,
+    ) -> torch.Tensor:
+        """Σ_heads [γ·MSE + w_emd·EMD (distributions) + λ·L_cls] (spec §7.4, without the broadcast bug)."""
+        cfg = self.config
+        labels = labels.to(scores.dtype)
+        if distribution is not None:
+            if labels.dim() != 2 or labels.shape[1] != distribution.shape[1]:
+                raise ValueError(
+                    f"labels for the distribution head must be (batch, {distribution.shape[1]}) vote counts, "
+                    f"got {tuple(labels.shape)}"
+                )
+            totals = labels.sum(dim=1, keepdim=True)
+            if (totals <= 0).any():
+                raise ValueError("a label row has no votes (sum ≤ 0); cannot form a distribution")
+            target = labels / totals
+            loss = cfg.distribution_mse_weight * F.mse_loss(distribution, target)
+            if cfg.emd_weight:
+                loss = loss + cfg.emd_weight * emd_loss(distribution, target, r=cfg.emd_r)
+            bins = torch.as_tensor(cfg.heads[0]["bin_values"], dtype=scores.dtype, device=scores.device)
+            target_scores = (target @ bins)[:, None]
+        else:
+            if labels.dim() == 1:
+                labels = labels[:, None]
+            if labels.shape[1] != cfg.num_heads:
+                raise ValueError(f"labels must be (batch, {cfg.num_heads}) for heads {cfg.head_names}, got "
+                                 f"{tuple(labels.shape)}")
+            loss = scores.new_zeros(())
+            for i in range(cfg.num_heads):
+                loss = loss + cfg.scalar_mse_weight * scalar_mse(scores[:, i], labels[:, i], cfg.mse_as_released)
+            target_scores = labels
+        if class_logits is not None and cfg.cls_weight:
+            loss = loss + cfg.cls_weight * self._class_loss(class_logits, target_scores, class_labels)
+        return loss
+
+    def _class_loss(self, class_logits, target_scores, class_labels) -> torch.Tensor:
+        cfg = self.config
+        class_heads = [(i, h) for i, h in enumerate(cfg.heads) if h.get("num_scale_classes", 0)]
+        if class_labels is not None and class_labels.dim() == 1:
+            class_labels = class_labels[:, None]
+        total = class_logits.new_zeros(())
+        for j, (i, head) in enumerate(class_heads):
+            if class_labels is not None:
+                target = class_labels[:, i].long()
+            else:
+                target = scale_classes(target_scores[:, i], head["class_scale"], head["class_offset"],
+                                       head["num_scale_classes"])
+            logits = class_logits[:, j]
+            if cfg.classification_loss == "bce_as_released":
+                total = total + bce_as_released(logits, target)
+            else:
+                total = total + balanced_softmax_loss(logits, target, head.get("class_counts") or None)
+        return total
+
+
+__all__ = [
+    "AesMambaModel",
+    "AesMambaForAestheticAssessment",
+    "AesMambaPreTrainedModel",
+    "AesMambaModelOutput",
+    "AesMambaAssessmentOutput",
+    "CrossModalFusion",
+    "MBAHead",
+]

@@ -1,0 +1,235 @@
+"""VMamba v0 ("Vanilla-VMamba-T"): patch embed → 4 stages of VSS blocks (SS2D) → LN → mean pool (spec §2).
+
+Activations are channels-last ``(batch, H, W, C)`` between modules, as in the original.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Optional
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from transformers import PreTrainedModel
+from transformers import initialization as init
+from transformers.modeling_layers import GradientCheckpointingLayer
+from transformers.utils import ModelOutput
+
+from .configuration_vmamba import VMambaConfig
+from .selective_scan import cross_selective_scan, softplus_inverse
+
+
+@dataclass
+class VMambaModelOutput(ModelOutput):
+    """
+    Args:
+        last_hidden_state: (batch, H/32, W/32, C_last) final feature map, before the final LayerNorm.
+        pooler_output: (batch, C_last) mean of the final-LayerNorm tokens (the AesMamba image feature).
+        hidden_states: per-stage outputs (batch, H_i, W_i, C_i) when ``output_hidden_states=True``.
+    """
+
+    last_hidden_state: Optional[torch.Tensor] = None
+    pooler_output: Optional[torch.Tensor] = None
+    hidden_states: Optional[tuple[torch.Tensor, ...]] = None
+
+
+class DropPath(nn.Module):
+    """Stochastic depth per sample (identity at rate 0 or in eval mode)."""
+
+    def __init__(self, drop_prob: float = 0.0):
+        super().__init__()
+        self.drop_prob = drop_prob
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.drop_prob == 0.0 or not self.training:
+            return x
+        keep = 1.0 - self.drop_prob
+        mask = x.new_empty((x.shape[0],) + (1,) * (x.dim() - 1)).bernoulli_(keep)
+        return x * mask / keep
+
+    def extra_repr(self) -> str:
+        return f"drop_prob={self.drop_prob}"
+
+
+class VMambaPatchEmbed(nn.Module):
+    """Conv k=s=patch_size, then LayerNorm over channels: (b,3,H,W) -> (b,H/4,W/4,C)."""
+
+    def __init__(self, config: VMambaConfig):
+        super().__init__()
+        dim = config.embed_dim
+        self.proj = nn.Conv2d(config.num_channels, dim, kernel_size=config.patch_size, stride=config.patch_size)
+        self.norm = nn.LayerNorm(dim, eps=config.layer_norm_eps)
+
+    def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        return self.norm(self.proj(pixel_values).permute(0, 2, 3, 1))
+
+
+class VMambaPatchMerging(nn.Module):
+    """Swin-style 2×2 merge: concat [x(0,0), x(1,0), x(0,1), x(1,1)] → LN(4C) → Linear(4C→2C)."""
+
+    def __init__(self, dim: int, eps: float):
+        super().__init__()
+        self.norm = nn.LayerNorm(4 * dim, eps=eps)
+        self.reduction = nn.Linear(4 * dim, 2 * dim, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h, w = x.shape[1] // 2 * 2, x.shape[2] // 2 * 2  # odd sides are cropped, as in v0
+        x = x[:, :h, :w]
+        x = torch.cat([x[:, 0::2, 0::2], x[:, 1::2, 0::2], x[:, 0::2, 1::2], x[:, 1::2, 1::2]], dim=-1)
+        return self.reduction(self.norm(x))
+
+
+class SS2D(nn.Module):
+    """2-D selective scan (spec §2.3): in_proj → dwconv+SiLU → 4-direction S6 → LN · SiLU(z) → out_proj."""
+
+    def __init__(self, config: VMambaConfig, dim: int):
+        super().__init__()
+        self.scan_backend = config.scan_backend  # plain attribute: switchable per model, not a weight
+        self.d_inner = int(config.ssm_ratio * dim)
+        self.d_state = config.d_state
+        self.dt_rank = config.stage_dt_rank(dim)
+        self.num_directions = 4
+        d_inner, k = self.d_inner, self.num_directions
+
+        self.in_proj = nn.Linear(dim, 2 * d_inner, bias=False)
+        self.conv2d = nn.Conv2d(
+            d_inner, d_inner, kernel_size=config.d_conv, padding=(config.d_conv - 1) // 2,
+            groups=d_inner, bias=config.conv_bias,
+        )
+        self.x_proj_weight = nn.Parameter(torch.empty(k, self.dt_rank + 2 * self.d_state, d_inner))
+        self.dt_projs_weight = nn.Parameter(torch.empty(k, d_inner, self.dt_rank))
+        self.dt_projs_bias = nn.Parameter(torch.empty(k, d_inner))
+        self.A_logs = nn.Parameter(torch.empty(k * d_inner, self.d_state))
+        self.Ds = nn.Parameter(torch.empty(k * d_inner))
+        self.out_norm = nn.LayerNorm(d_inner, eps=config.layer_norm_eps)
+        self.out_proj = nn.Linear(d_inner, dim, bias=False)
+
+    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        x, z = self.in_proj(hidden_states).chunk(2, dim=-1)  # (b, H, W, d_inner) each
+        x = F.silu(self.conv2d(x.permute(0, 3, 1, 2)))  # (b, d_inner, H, W)
+        y = cross_selective_scan(
+            x.permute(0, 2, 3, 1), self.x_proj_weight, self.dt_projs_weight, self.dt_projs_bias,
+            self.A_logs, self.Ds, backend=self.scan_backend,
+        )  # (b, H, W, d_inner), float32
+        y = self.out_norm(y.to(z.dtype)) * F.silu(z)
+        return self.out_proj(y)
+
+
+class VSSBlock(GradientCheckpointingLayer):
+    """Pre-norm residual block without MLP (v0): x + DropPath(SS2D(LN(x)))."""
+
+    def __init__(self, config: VMambaConfig, dim: int, drop_path: float):
+        super().__init__()
+        self.norm = nn.LayerNorm(dim, eps=config.layer_norm_eps)
+        self.ss2d = SS2D(config, dim)
+        self.drop_path = DropPath(drop_path)
+
+    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        return hidden_states + self.drop_path(self.ss2d(self.norm(hidden_states)))
+
+
+class VMambaStage(nn.Module):
+    def __init__(self, config: VMambaConfig, dim: int, depth: int, drop_paths: list[float], downsample: bool):
+        super().__init__()
+        self.blocks = nn.ModuleList([VSSBlock(config, dim, drop_paths[j]) for j in range(depth)])
+        self.downsample = VMambaPatchMerging(dim, config.layer_norm_eps) if downsample else None
+
+    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        for block in self.blocks:
+            hidden_states = block(hidden_states)
+        if self.downsample is not None:
+            hidden_states = self.downsample(hidden_states)
+        return hidden_states
+
+
+class VMambaPreTrainedModel(PreTrainedModel):
+    config: VMambaConfig
+    config_class = VMambaConfig
+    base_model_prefix = "vmamba"
+    main_input_name = "pixel_values"
+    input_modalities = ("image",)
+    supports_gradient_checkpointing = True
+    _no_split_modules = ["VSSBlock"]
+
+    @torch.no_grad()
+    def _init_weights(self, module: nn.Module) -> None:
+        # v5 builds models on the meta device: every parameter, including the raw SS2D ones, is set here.
+        cfg = self.config
+        if isinstance(module, nn.Linear):
+            init.trunc_normal_(module.weight, std=cfg.initializer_range)
+            if module.bias is not None:
+                init.zeros_(module.bias)
+        elif isinstance(module, nn.Conv2d):  # PyTorch's default conv init, as the original keeps it
+            init.kaiming_uniform_(module.weight, a=math.sqrt(5))
+            if module.bias is not None:
+                fan_in = module.weight.shape[1] * module.weight.shape[2] * module.weight.shape[3]
+                bound = 1 / math.sqrt(fan_in)
+                init.uniform_(module.bias, -bound, bound)
+        elif isinstance(module, nn.LayerNorm):
+            init.ones_(module.weight)
+            init.zeros_(module.bias)
+        elif isinstance(module, SS2D):
+            d_inner, rank, n_state = module.d_inner, module.dt_rank, module.d_state
+            bound = 1 / math.sqrt(d_inner)  # default nn.Linear(d_inner, R + 2N) weights
+            init.uniform_(module.x_proj_weight, -bound, bound)
+            init.uniform_(module.dt_projs_weight, -(rank**-0.5), rank**-0.5)
+            if not getattr(module.dt_projs_bias, "_is_hf_initialized", False):
+                u = torch.rand(module.dt_projs_bias.shape, device=module.dt_projs_bias.device)
+                dt = torch.exp(u * (math.log(cfg.dt_max) - math.log(cfg.dt_min)) + math.log(cfg.dt_min))
+                init.copy_(module.dt_projs_bias, softplus_inverse(dt.clamp(min=cfg.dt_init_floor)))
+            a = torch.arange(1, n_state + 1, dtype=torch.float32, device=module.A_logs.device)
+            init.copy_(module.A_logs, torch.log(a).expand_as(module.A_logs))
+            init.ones_(module.Ds)
+
+
+class VMambaModel(VMambaPreTrainedModel):
+    """VMamba v0 encoder returning the final feature map and the pooled feature."""
+
+    def __init__(self, config: VMambaConfig):
+        super().__init__(config)
+        self.patch_embed = VMambaPatchEmbed(config)
+        total = sum(config.depths)
+        # plain Python: models are built on the meta device, where tensors have no values
+        rates = [config.drop_path_rate * i / max(total - 1, 1) for i in range(total)]
+        stages, start = [], 0
+        for i, (dim, depth) in enumerate(zip(config.dims, config.depths)):
+            stages.append(
+                VMambaStage(config, dim, depth, rates[start : start + depth], downsample=i < len(config.depths) - 1)
+            )
+            start += depth
+        self.layers = nn.ModuleList(stages)
+        self.norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.post_init()
+
+    def set_scan_backend(self, backend: str) -> None:
+        """Switch the selective-scan backend of every SS2D (e.g. "reference" for an oracle run)."""
+        VMambaConfig(scan_backend=backend)  # validates the name
+        self.config.scan_backend = backend
+        for module in self.modules():
+            if isinstance(module, SS2D):
+                module.scan_backend = backend
+
+    def forward(
+        self,
+        pixel_values: torch.Tensor,
+        output_hidden_states: Optional[bool] = None,
+        return_dict: Optional[bool] = None,
+    ) -> VMambaModelOutput:
+        """pixel_values (b, 3, H, W) -> last_hidden_state (b, H/32, W/32, C), pooler_output (b, C)."""
+        hidden = self.patch_embed(pixel_values)
+        all_hidden = []
+        for stage in self.layers:
+            hidden = stage(hidden)
+            if output_hidden_states:
+                all_hidden.append(hidden)
+        pooled = self.norm(hidden.flatten(1, 2)).mean(dim=1)
+        return VMambaModelOutput(
+            last_hidden_state=hidden,
+            pooler_output=pooled,
+            hidden_states=tuple(all_hidden) if output_hidden_states else None,
+        )
+
+
+__all__ = ["VMambaModel", "VMambaPreTrainedModel", "VMambaModelOutput", "SS2D", "VSSBlock"]

@@ -1,0 +1,298 @@
+"""Selective scan (Mamba S6) and the VMamba 2-D cross scan, with interchangeable backends.
+
+One signature, several backends (spec §2.3 step 5):
+
+* ``"reference"`` – sequential loop over time; the test oracle (float64-capable, slow).
+* ``"chunked"``   – pure PyTorch, chunk-parallel in log space; safe for any decay (no overflow, no NaN).
+* ``"mamba_ssm"`` – the CUDA kernel of ``mamba-ssm``, imported guardedly (it does not import without
+  its CUDA extension, and that must never break ``import aesmamba_hf``).
+* ``"fused"``     – the fused CPU kernel (numba) in :mod:`selective_scan_cpu`, forward and backward.
+* ``"auto"``      – fused on CPU when numba is importable, mamba_ssm on CUDA when importable,
+  chunked otherwise.
+
+Shapes (grouped B/C as used by VMamba, one group per scan direction)::
+
+    u, delta : (batch, G*D, L)        A : (G*D, N)
+    B, C     : (batch, G, N, L)  or (batch, N, L) (one group)
+    D, delta_bias : (G*D,)            out : (batch, G*D, L)
+
+Channel ``c`` belongs to group ``c // D`` (group-major), as in mamba-ssm.
+
+This module only imports from its own folder so that remote-code checkpoints can carry it flat.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Optional
+
+import torch
+import torch.nn.functional as F
+
+SCAN_BACKENDS = ("auto", "reference", "chunked", "fused", "mamba_ssm")
+
+try:  # optional CUDA fast path; any failure (missing triton, missing extension) just disables it
+    from mamba_ssm.ops.selective_scan_interface import selective_scan_fn as _mamba_selective_scan_fn
+
+    MAMBA_SSM_AVAILABLE = True
+except Exception:  # noqa: BLE001 - mamba-ssm raises several kinds of errors without CUDA
+    _mamba_selective_scan_fn = None
+    MAMBA_SSM_AVAILABLE = False
+
+
+def _expand_groups(BC: torch.Tensor, channels: int) -> torch.Tensor:
+    """(b, G, N, L) or (b, N, L) -> (b, channels, N, L), group-major."""
+    if BC.dim() == 3:
+        BC = BC.unsqueeze(1)
+    groups = BC.shape[1]
+    if channels % groups != 0:
+        raise ValueError(f"{channels} channels cannot be split into {groups} groups of B/C")
+    return BC.repeat_interleave(channels // groups, dim=1)
+
+
+def _prepare_delta(delta: torch.Tensor, delta_bias: Optional[torch.Tensor], delta_softplus: bool) -> torch.Tensor:
+    if delta_bias is not None:
+        delta = delta + delta_bias[None, :, None]
+    if delta_softplus:
+        delta = F.softplus(delta)
+    return delta
+
+
+def selective_scan_reference(
+    u: torch.Tensor,
+    delta: torch.Tensor,
+    A: torch.Tensor,
+    B: torch.Tensor,
+    C: torch.Tensor,
+    D: Optional[torch.Tensor] = None,
+    z: Optional[torch.Tensor] = None,
+    delta_bias: Optional[torch.Tensor] = None,
+    delta_softplus: bool = False,
+    return_last_state: bool = False,
+):
+    """Sequential recurrence h_t = exp(Δ_t A) h_{t-1} + Δ_t B_t u_t, y_t = C_t·h_t + D u_t.
+
+    Computes in the dtype of ``u`` promoted to at least float32 (pass float64 for an oracle).
+    """
+    dtype_in = u.dtype
+    compute = torch.promote_types(u.dtype, torch.float32)
+    u, delta, A, B, C = (t.to(compute) for t in (u, delta, A, B, C))
+    delta = _prepare_delta(delta, None if delta_bias is None else delta_bias.to(compute), delta_softplus)
+    batch, channels, length = u.shape
+    Bx = _expand_groups(B, channels)  # (b, c, N, L)
+    Cx = _expand_groups(C, channels)
+    h = u.new_zeros(batch, channels, A.shape[1])
+    ys = []
+    for t in range(length):
+        dA = torch.exp(delta[:, :, t, None] * A)  # (b, c, N)
+        h = dA * h + (delta[:, :, t] * u[:, :, t])[..., None] * Bx[:, :, :, t]
+        ys.append((h * Cx[:, :, :, t]).sum(-1))
+    y = torch.stack(ys, dim=-1)
+    if D is not None:
+        y = y + u * D.to(compute)[None, :, None]
+    if z is not None:
+        y = y * F.silu(z.to(compute))
+    y = y.to(dtype_in)
+    return (y, h) if return_last_state else y
+
+
+def selective_scan_chunked(
+    u: torch.Tensor,
+    delta: torch.Tensor,
+    A: torch.Tensor,
+    B: torch.Tensor,
+    C: torch.Tensor,
+    D: Optional[torch.Tensor] = None,
+    z: Optional[torch.Tensor] = None,
+    delta_bias: Optional[torch.Tensor] = None,
+    delta_softplus: bool = False,
+    return_last_state: bool = False,
+    chunk_size: int = 32,
+):
+    """Chunk-parallel scan in log space.
+
+    Inside a chunk, h_t = Σ_{s≤t} exp(S_t − S_s) Δ_s B_s u_s + exp(S_t − S_{-1}) h_{-1}, with S the running
+    sum of Δ·A. Only differences S_t − S_s with s ≤ t are exponentiated; they are ≤ 0 (A < 0, Δ ≥ 0), so
+    nothing overflows whatever the decay, unlike the cumprod/divide formulations.
+    """
+    dtype_in = u.dtype
+    compute = torch.promote_types(u.dtype, torch.float32)
+    u, delta, A, B, C = (t.to(compute) for t in (u, delta, A, B, C))
+    delta = _prepare_delta(delta, None if delta_bias is None else delta_bias.to(compute), delta_softplus)
+    batch, channels, length = u.shape
+    n_state = A.shape[1]
+    Bx = _expand_groups(B, channels)
+    Cx = _expand_groups(C, channels)
+    h = u.new_zeros(batch, channels, n_state)
+    ys = []
+    for start in range(0, length, chunk_size):
+        stop = min(start + chunk_size, length)
+        t_len = stop - start
+        d_c = delta[:, :, start:stop]  # (b, c, T)
+        S = torch.cumsum(d_c[:, :, None, :] * A[None, :, :, None], dim=-1)  # (b, c, N, T)
+        diff = S[..., :, None] - S[..., None, :]  # (b, c, N, T_t, T_s)
+        causal = torch.ones(t_len, t_len, dtype=torch.bool, device=u.device).tril()
+        weights = torch.exp(diff.masked_fill(~causal, float("-inf")))
+        inputs = (d_c * u[:, :, start:stop])[:, :, None, :] * Bx[..., start:stop]  # (b, c, N, T)
+        states = torch.einsum("bcnts,bcns->bcnt", weights, inputs) + torch.exp(S) * h[..., None]
+        ys.append(torch.einsum("bcnt,bcnt->bct", states, Cx[..., start:stop]))
+        h = states[..., -1]
+    y = torch.cat(ys, dim=-1)
+    if D is not None:
+        y = y + u * D.to(compute)[None, :, None]
+    if z is not None:
+        y = y * F.silu(z.to(compute))
+    y = y.to(dtype_in)
+    return (y, h) if return_last_state else y
+
+
+def _selective_scan_mamba_ssm(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False,
+                              return_last_state=False):
+    if not MAMBA_SSM_AVAILABLE:
+        raise RuntimeError("scan backend 'mamba_ssm' requested but mamba-ssm (with its CUDA extension) is not importable")
+    if not u.is_cuda:
+        raise RuntimeError("scan backend 'mamba_ssm' needs CUDA tensors; use 'fused' or 'chunked' on CPU")
+    return _mamba_selective_scan_fn(u, delta, A, B, C, D, z, delta_bias, delta_softplus, return_last_state)
+
+
+def _selective_scan_fused(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False,
+                          return_last_state=False):
+    from .selective_scan_cpu import fused_selective_scan
+
+    return fused_selective_scan(u, delta, A, B, C, D, z, delta_bias, delta_softplus, return_last_state)
+
+
+def fused_backend_available() -> bool:
+    try:
+        from .selective_scan_cpu import NUMBA_AVAILABLE
+    except ImportError:
+        return False
+    return NUMBA_AVAILABLE
+
+
+def resolve_backend(backend: str, device: torch.device) -> str:
+    """Map ``"auto"`` to a concrete backend for tensors on ``device``."""
+    if backend not in SCAN_BACKENDS:
+        raise ValueError(f"unknown scan backend {backend!r}; choose one of {SCAN_BACKENDS}")
+    if backend != "auto":
+        return backend
+    if device.type == "cuda":
+        return "mamba_ssm" if MAMBA_SSM_AVAILABLE else "chunked"
+    if device.type == "cpu" and fused_backend_available():
+        return "fused"
+    return "chunked"
+
+
+_BACKENDS: dict[str, Callable] = {
+    "reference": selective_scan_reference,
+    "chunked": selective_scan_chunked,
+    "mamba_ssm": _selective_scan_mamba_ssm,
+    "fused": _selective_scan_fused,
+}
+
+
+def selective_scan_fn(
+    u: torch.Tensor,
+    delta: torch.Tensor,
+    A: torch.Tensor,
+    B: torch.Tensor,
+    C: torch.Tensor,
+    D: Optional[torch.Tensor] = None,
+    z: Optional[torch.Tensor] = None,
+    delta_bias: Optional[torch.Tensor] = None,
+    delta_softplus: bool = False,
+    return_last_state: bool = False,
+    backend: str = "auto",
+):
+    """mamba-ssm's ``selective_scan_fn`` signature plus a ``backend`` switch."""
+    impl = _BACKENDS[resolve_backend(backend, u.device)]
+    return impl(u, delta, A, B, C, D, z, delta_bias, delta_softplus, return_last_state)
+
+
+# --------------------------------------------------------------------------------------------------
+# VMamba SS2D: four-direction cross scan → selective scan → cross merge (spec §2.3 steps 3-7)
+# --------------------------------------------------------------------------------------------------
+
+
+def cross_scan(x: torch.Tensor) -> torch.Tensor:
+    """(b, D, H, W) -> (b, 4, D, L): row-major, column-major, and both reversed."""
+    b, d, h, w = x.shape
+    rows = x.flatten(2)
+    cols = x.transpose(2, 3).flatten(2)
+    return torch.stack([rows, cols, rows.flip(-1), cols.flip(-1)], dim=1)
+
+
+def cross_merge(ys: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """(b, 4, D, L) -> (b, D, L) in row-major order: y0 + flip(y2) + T(y1) + T(flip(y3))."""
+    b, _, d, length = ys.shape
+    rows = ys[:, 0] + ys[:, 2].flip(-1)
+    cols = ys[:, 1] + ys[:, 3].flip(-1)
+    cols = cols.view(b, d, width, height).transpose(2, 3).reshape(b, d, length)
+    return rows + cols
+
+
+def cross_selective_scan(
+    x: torch.Tensor,
+    x_proj_weight: torch.Tensor,
+    dt_projs_weight: torch.Tensor,
+    dt_projs_bias: torch.Tensor,
+    A_logs: torch.Tensor,
+    Ds: torch.Tensor,
+    backend: str = "auto",
+) -> torch.Tensor:
+    """The SS2D core on a channels-last map.
+
+    Args:
+        x: (b, H, W, D) activations after the depth-wise conv and SiLU.
+        x_proj_weight: (K, R + 2N, D); dt_projs_weight: (K, D, R); dt_projs_bias: (K, D);
+        A_logs: (K*D, N); Ds: (K*D,).
+    Returns:
+        (b, H, W, D) float32: the four scans merged back to row-major positions.
+    """
+    resolved = resolve_backend(backend, x.device)
+    if resolved == "fused":
+        from .selective_scan_cpu import fused_cross_selective_scan
+
+        return fused_cross_selective_scan(x, x_proj_weight, dt_projs_weight, dt_projs_bias, A_logs, Ds)
+
+    b, height, width, d = x.shape
+    length = height * width
+    k_dirs, _, rank = dt_projs_weight.shape
+    n_state = A_logs.shape[1]
+    xs = cross_scan(x.permute(0, 3, 1, 2))  # (b, K, D, L)
+    x_dbl = torch.einsum("bkdl,kcd->bkcl", xs, x_proj_weight)
+    dts, Bs, Cs = torch.split(x_dbl, [rank, n_state, n_state], dim=2)
+    dts = torch.einsum("bkrl,kdr->bkdl", dts, dt_projs_weight)
+    ys = selective_scan_fn(
+        xs.float().reshape(b, k_dirs * d, length),
+        dts.float().reshape(b, k_dirs * d, length),
+        -torch.exp(A_logs.float()),
+        Bs.float(),
+        Cs.float(),
+        Ds.float(),
+        delta_bias=dt_projs_bias.float().reshape(-1),
+        delta_softplus=True,
+        backend=resolved,
+    ).view(b, k_dirs, d, length)
+    y = cross_merge(ys, height, width)  # (b, D, L)
+    return y.transpose(1, 2).reshape(b, height, width, d)
+
+
+def softplus_inverse(x: torch.Tensor) -> torch.Tensor:
+    """y such that softplus(y) = x (used for the dt bias initialisation)."""
+    return x + torch.log(-torch.expm1(-x))
+
+
+__all__ = [
+    "SCAN_BACKENDS",
+    "MAMBA_SSM_AVAILABLE",
+    "selective_scan_fn",
+    "selective_scan_reference",
+    "selective_scan_chunked",
+    "cross_scan",
+    "cross_merge",
+    "cross_selective_scan",
+    "resolve_backend",
+    "fused_backend_available",
+    "softplus_inverse",
+]
