@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# The test suite: offline, CPU, lint + pytest.
+# The test suite (README command 2): offline, CPU, lint + pytest. Sets up .venv on first use.
 set -euo pipefail
-cd "$(dirname "$0")/.."
+. "$(dirname "$0")/_env.sh"
 export HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TOKENIZERS_PARALLELISM=false
 ruff check src tests benchmarks scripts examples
 python -m pytest -q -p no:cacheprovider "$@"
