@@ -8,9 +8,11 @@ from __future__ import annotations
 
 from transformers import AutoConfig, AutoModel
 
+from .building import build_model, variant_config
 from .configuration_aesmamba import AesMambaConfig
 from .configuration_vmamba import VMambaConfig
 from .dataset_specs import DATASET_SPECS, PARA_ATTRIBUTE_NAMES, get_dataset_spec
+from .image_processing_aesmamba import AesMambaImageProcessor, ImageLoadError, load_image
 from .modeling_aesmamba import (
     AesMambaAssessmentOutput,
     AesMambaForAestheticAssessment,
@@ -18,7 +20,12 @@ from .modeling_aesmamba import (
     AesMambaModelOutput,
 )
 from .modeling_vmamba import VMambaModel
+from .pipeline import ImageAestheticsPipeline, format_predictions  # registers the "image-aesthetics" task
+from .processing_aesmamba import AesMambaProcessor
+from .prompts import UserProfile, build_prompt, clean_comment
+from .scorer import AestheticScorer, load_scorer
 from .selective_scan import selective_scan_fn
+from .variants import VARIANTS, get_variant, resolve_model
 
 __version__ = "0.1.0"
 
@@ -43,6 +50,22 @@ __all__ = [
     "VMambaConfig",
     "VMambaModel",
     "selective_scan_fn",
+    "build_model",
+    "variant_config",
+    "AesMambaImageProcessor",
+    "AesMambaProcessor",
+    "ImageLoadError",
+    "load_image",
+    "UserProfile",
+    "build_prompt",
+    "clean_comment",
+    "ImageAestheticsPipeline",
+    "format_predictions",
+    "AestheticScorer",
+    "load_scorer",
+    "VARIANTS",
+    "get_variant",
+    "resolve_model",
     "DATASET_SPECS",
     "PARA_ATTRIBUTE_NAMES",
     "get_dataset_spec",

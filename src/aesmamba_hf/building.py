@@ -15,16 +15,15 @@ from transformers import AutoConfig, BertModel
 from .configuration_aesmamba import AesMambaConfig
 from .conversion import load_vmamba_checkpoint
 from .modeling_aesmamba import AesMambaForAestheticAssessment
-from .variants import get_variant
-
-HUB_CONFIGS_DIR = Path(__file__).resolve().parents[2] / "hub_configs"
+from .variants import get_variant, hub_configs_dir
 
 
 def variant_config(name: str, **overrides: Any) -> AesMambaConfig:
     """The config of a published variant (alias accepted), from ``hub_configs/`` when present."""
     variant = get_variant(name)
-    folder = HUB_CONFIGS_DIR / variant.name
-    if (folder / "config.json").is_file():
+    root = hub_configs_dir()
+    folder = root / variant.name if root is not None else None
+    if folder is not None and (folder / "config.json").is_file():
         config = AesMambaConfig.from_pretrained(folder)
     else:  # installed without the repository's hub_configs/: same numbers from the variant table
         config = AesMambaConfig(task=variant.task, dataset=variant.dataset, variant=variant.name)
@@ -82,4 +81,4 @@ def minilm_path() -> Optional[str]:
     return str(path) if (path / "config.json").is_file() else None
 
 
-__all__ = ["build_model", "variant_config", "minilm_path", "HUB_CONFIGS_DIR"]
+__all__ = ["build_model", "variant_config", "minilm_path"]

@@ -107,13 +107,19 @@ class SS2D(nn.Module):
         self.out_proj = nn.Linear(d_inner, dim, bias=False)
 
     def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
-        x, z = self.in_proj(hidden_states).chunk(2, dim=-1)  # (b, H, W, d_inner) each
-        x = F.silu(self.conv2d(x.permute(0, 3, 1, 2)))  # (b, d_inner, H, W)
+        # in_proj as two half-width matmuls (same weight rows, bit-identical results): x and z come out
+        # contiguous, so the depth-wise conv runs channels-last end to end and the scan reads x in place;
+        # chunking one output instead costs a transposing copy before the conv and another after it.
+        inference = not torch.is_grad_enabled()
+        x = F.linear(hidden_states, self.in_proj.weight[: self.d_inner])  # (b, H, W, d_inner)
+        z = F.linear(hidden_states, self.in_proj.weight[self.d_inner :])
+        x = F.silu(self.conv2d(x.permute(0, 3, 1, 2)), inplace=inference)  # channels-last (b, d_inner, H, W)
         y = cross_selective_scan(
             x.permute(0, 2, 3, 1), self.x_proj_weight, self.dt_projs_weight, self.dt_projs_bias,
             self.A_logs, self.Ds, backend=self.scan_backend,
         )  # (b, H, W, d_inner), float32
-        y = self.out_norm(y.to(z.dtype)) * F.silu(z)
+        y = self.out_norm(y.to(z.dtype))
+        y = y.mul_(F.silu(z, inplace=True)) if inference else y * F.silu(z)
         return self.out_proj(y)
 
 

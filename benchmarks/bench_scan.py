@@ -1,0 +1,161 @@
+"""Benchmark the VMamba 2-D selective scan (SS2D core) backends on the VMamba-T stage shapes at 224².
+
+Prints one JSON document: for every stage (C = 96..768, L = 3136..49, d_inner = 2C, K = 4, N = 16,
+R = ceil(C/16)) the median time of ``cross_selective_scan`` forward and forward+backward for the
+"fused" (numba), "chunked" (pure PyTorch) and "reference" (sequential) backends, the speed-ups of fused
+measured in this same process, and the max abs error of fused against the reference.
+
+    python benchmarks/bench_scan.py            # full run (the sequential reference takes minutes)
+    python benchmarks/bench_scan.py --quick    # fewer repeats, no reference/chunked backward
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import math
+import os
+import platform
+import statistics
+import sys
+import time
+
+import torch
+
+from aesmamba_hf.selective_scan import cross_selective_scan
+
+STAGES = [(96, 56), (192, 28), (384, 14), (768, 7)]  # (C, H = W) of VMamba-T at 224²
+N_STATE, K_DIRS = 16, 4
+CHUNKED_BWD_MAX_BYTES = 2 * 2**30  # the chunked backward keeps (b, K·D, N, 32, 32) weights per chunk
+
+
+def stage_inputs(batch: int, dim: int, res: int, seed: int = 0) -> list[torch.Tensor]:
+    """Random SS2D inputs with VMamba's initialisation (spec §2.4) for one stage."""
+    g = torch.Generator().manual_seed(seed)
+    d_inner, rank = 2 * dim, math.ceil(dim / 16)
+    x = torch.nn.functional.silu(torch.randn(batch, res, res, d_inner, generator=g))
+    x_proj = (torch.rand(K_DIRS, rank + 2 * N_STATE, d_inner, generator=g) * 2 - 1) * d_inner**-0.5
+    dt_w = (torch.rand(K_DIRS, d_inner, rank, generator=g) * 2 - 1) * rank**-0.5
+    dt = torch.exp(torch.rand(K_DIRS, d_inner, generator=g) * (math.log(0.1) - math.log(1e-3)) + math.log(1e-3))
+    dt = dt.clamp(min=1e-4)
+    dt_bias = dt + torch.log(-torch.expm1(-dt))
+    A_logs = torch.log(torch.arange(1, N_STATE + 1, dtype=torch.float32)).repeat(K_DIRS * d_inner, 1)
+    Ds = torch.ones(K_DIRS * d_inner)
+    return [x, x_proj, dt_w, dt_bias, A_logs, Ds]
+
+
+def median_time(fn, repeats: int, warmup: int = 1) -> float:
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def forward_fn(inputs, backend):
+    def run():
+        with torch.inference_mode():
+            return cross_selective_scan(*inputs, backend=backend)
+
+    return run
+
+
+def fwd_bwd_fn(inputs, backend):
+    leaves = [t.detach().clone().requires_grad_() for t in inputs]
+
+    def run():
+        for t in leaves:
+            t.grad = None
+        y = cross_selective_scan(*leaves, backend=backend)
+        y.backward(torch.ones_like(y) / y.numel() ** 0.5)
+        return [t.grad for t in leaves]
+
+    return run
+
+
+def max_abs(a, b) -> float:
+    if isinstance(a, list):
+        return max(max_abs(x, y) for x, y in zip(a, b))
+    return (a.double() - b.double()).abs().max().item()
+
+
+def bench_stage(dim: int, res: int, batch: int, args) -> dict:
+    inputs = stage_inputs(batch, dim, res)
+    d_inner = 2 * dim
+    rec = {"C": dim, "H": res, "W": res, "L": res * res, "d_inner": d_inner, "R": math.ceil(dim / 16),
+           "K": K_DIRS, "N": N_STATE, "batch": batch}
+    reps = args.repeats
+    fused_out = forward_fn(inputs, "fused")()
+    rec["fused_fwd_ms"] = 1e3 * median_time(forward_fn(inputs, "fused"), reps)
+    rec["chunked_fwd_ms"] = 1e3 * median_time(forward_fn(inputs, "chunked"), max(1, reps // 3))
+    rec["fused_speedup_vs_chunked_fwd"] = rec["chunked_fwd_ms"] / rec["fused_fwd_ms"]
+    fused_bwd = fwd_bwd_fn(inputs, "fused")
+    fused_grads = fused_bwd()
+    rec["fused_fwd_bwd_ms"] = 1e3 * median_time(fused_bwd, reps)
+    chunked_bytes = 4 * batch * K_DIRS * d_inner * N_STATE * res * res * 32 * 2
+    if not args.quick and chunked_bytes <= CHUNKED_BWD_MAX_BYTES:
+        rec["chunked_fwd_bwd_ms"] = 1e3 * median_time(fwd_bwd_fn(inputs, "chunked"), 1)
+        rec["fused_speedup_vs_chunked_fwd_bwd"] = rec["chunked_fwd_bwd_ms"] / rec["fused_fwd_bwd_ms"]
+    else:
+        rec["chunked_fwd_bwd_ms"] = None
+        rec["chunked_fwd_bwd_skipped"] = "quick" if args.quick else f"needs ~{chunked_bytes / 2**30:.1f} GiB"
+    if batch == 1:  # the sequential reference is too slow for batch 8
+        ref_fwd = forward_fn(inputs, "reference")
+        ref_out = ref_fwd()
+        rec["reference_fwd_ms"] = 1e3 * median_time(ref_fwd, args.reference_repeats, warmup=0)
+        rec["fused_speedup_vs_reference_fwd"] = rec["reference_fwd_ms"] / rec["fused_fwd_ms"]
+        rec["fused_max_abs_err_vs_reference_fwd"] = max_abs(fused_out, ref_out)
+        rec["reference_max_abs_output"] = ref_out.abs().max().item()
+        if not args.quick:
+            ref_bwd = fwd_bwd_fn(inputs, "reference")
+            ref_grads = ref_bwd()
+            rec["reference_fwd_bwd_ms"] = 1e3 * median_time(ref_bwd, 1, warmup=0)
+            rec["fused_speedup_vs_reference_fwd_bwd"] = rec["reference_fwd_bwd_ms"] / rec["fused_fwd_bwd_ms"]
+            rec["fused_max_abs_err_vs_reference_grads"] = max_abs(fused_grads, ref_grads)
+    gc.collect()
+    return rec
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer repeats; skip reference/chunked backward")
+    parser.add_argument("--repeats", type=int, default=None, help="repeats for fused timings (median)")
+    parser.add_argument("--reference-repeats", type=int, default=None)
+    parser.add_argument("--batches", type=int, nargs="+", default=[1, 8])
+    parser.add_argument("--stages", type=int, nargs="+", default=[0, 1, 2, 3], help="stage indices 0..3")
+    args = parser.parse_args(argv)
+    args.repeats = args.repeats or (3 if args.quick else 7)
+    args.reference_repeats = args.reference_repeats or (1 if args.quick else 3)
+
+    from aesmamba_hf import selective_scan_cpu
+
+    if not selective_scan_cpu.NUMBA_AVAILABLE:
+        print(json.dumps({"error": "numba is not installed: no fused backend to benchmark"}))
+        return 1
+    load_before = os.getloadavg()
+    started = time.time()
+    results = [bench_stage(*STAGES[s], batch, args) for batch in args.batches for s in args.stages]
+    report = {
+        "benchmark": "cross_selective_scan (VMamba-T SS2D core, 224²)",
+        "torch": torch.__version__,
+        "numba": selective_scan_cpu.numba.__version__,
+        "numba_threading_layer": selective_scan_cpu.numba.threading_layer(),
+        "threads": torch.get_num_threads(),
+        "cpu_count": os.cpu_count(),
+        "platform": platform.platform(),
+        "loadavg_before": load_before,
+        "loadavg_after": os.getloadavg(),
+        "wall_s": time.time() - started,
+        "quick": args.quick,
+        "stages": results,
+    }
+    print(json.dumps(report, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,50 @@
+"""``aesmamba export VARIANT_OR_CHECKPOINT OUT_DIR``: write a complete Hub repository folder.
+
+Weights (safetensors), config with ``auto_map``, processor files, the modeling code for
+``trust_remote_code=True`` (checked to be self-contained) and a model card README.md. A variant alias without
+weights available offline is exported with RANDOM weights and marked untrained everywhere; ``--weights``
+converts the authors' ``.pth`` checkpoint instead. ``--metrics`` adds an ``aesmamba evaluate`` /
+``aesmamba piaa`` JSON to the card.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "export", help="write a Hub-ready folder (weights, config, processor, remote code, model card)",
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("source", metavar="VARIANT_OR_CHECKPOINT", help="variant alias or checkpoint folder")
+    parser.add_argument("out_dir", metavar="OUT_DIR", help="folder to write")
+    parser.add_argument("--weights", default=None, help="official AesMamba .pth checkpoint to convert")
+    parser.add_argument("--metrics", default=None, help="metrics JSON (aesmamba evaluate / piaa) for the card")
+    parser.add_argument("--repo-id", default=None, help="Hub id used in the card (default aesmamba-hf/<variant>)")
+    parser.add_argument("--license", default=None, help="license identifier for the card (default apache-2.0)")
+    parser.add_argument("--overwrite", action="store_true", help="replace a non-empty OUT_DIR")
+    parser.add_argument("--require-trained", action="store_true",
+                        help="fail instead of exporting random weights when no trained weights are available")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..hub import DEFAULT_LICENSE, ExportError, export_model
+
+    try:
+        result = export_model(args.source, args.out_dir, weights=args.weights, metrics=args.metrics,
+                              repo_id=args.repo_id, license=args.license or DEFAULT_LICENSE,
+                              overwrite=args.overwrite, allow_untrained=not args.require_trained)
+    except (ExportError, OSError, ValueError, KeyError) as err:
+        print(f"aesmamba export: error: {err}", file=sys.stderr)
+        return 1
+    if not result.trained:
+        banner = "!" * 78
+        print(f"{banner}\n  WARNING: {result.path} holds an UNTRAINED model (random weights): "
+              f"{result.weights_origin}\n{banner}", file=sys.stderr)
+    print(f"exported {result.source} -> {result.path} ({len(result.files)} files; weights: {result.weights_origin})")
+    for name in result.files:
+        print(f"  {name}")
+    return 0

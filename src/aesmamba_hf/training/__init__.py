@@ -1,0 +1,36 @@
+"""Training AesMamba with ``transformers.Trainer`` / ``accelerate``: recipes, the data collator, ``train()``.
+
+>>> from aesmamba_hf.training import load_recipe, train
+>>> result = train(load_recipe("v-ava", data_root="/data/AVA", output_dir="runs/v-ava"))
+"""
+
+from .collator import AesMambaDataCollator
+from .recipes import TrainConfig, TrainRecipe, list_recipes, load_recipe
+from .trainer import (
+    AesMambaTrainer,
+    CosineAnnealing,
+    TrainResult,
+    build_model,
+    build_processor,
+    build_trainer,
+    find_resumable_checkpoint,
+    make_training_arguments,
+    train,
+)
+
+__all__ = [
+    "AesMambaDataCollator",
+    "AesMambaTrainer",
+    "CosineAnnealing",
+    "TrainConfig",
+    "TrainRecipe",
+    "TrainResult",
+    "build_model",
+    "build_processor",
+    "build_trainer",
+    "find_resumable_checkpoint",
+    "list_recipes",
+    "load_recipe",
+    "make_training_arguments",
+    "train",
+]

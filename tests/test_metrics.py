@@ -1,0 +1,152 @@
+"""Metrics against scipy and hand-computed values; Trainer compute_metrics; the evaluate module."""
+
+from __future__ import annotations
+
+import math
+import warnings
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from aesmamba_hf.metrics import (
+    binary_accuracy,
+    compute_aesthetic_metrics,
+    compute_grouped_metrics,
+    emd,
+    expected_score,
+    mae,
+    make_compute_metrics,
+    plcc,
+    rmse,
+    srcc,
+)
+
+AVA_HEAD = {"name": "aesthetic", "kind": "distribution", "num_bins": 10,
+            "bin_values": [float(i) for i in range(1, 11)], "binary_threshold": 5.0}
+
+
+def test_correlations_equal_scipy_on_random_data():
+    rng = np.random.default_rng(0)
+    for n in (5, 50, 500):
+        y = rng.normal(5, 1, n)
+        p = y + rng.normal(0, 0.7, n)
+        p[:3] = p[0]  # ties
+        assert plcc(p, y) == pytest.approx(stats.pearsonr(p, y)[0], abs=1e-12)
+        assert srcc(p, y) == pytest.approx(stats.spearmanr(p, y)[0], abs=1e-12)
+
+
+def test_constant_or_tiny_inputs_give_nan_without_warnings():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert math.isnan(plcc([5.0, 5.0, 5.0], [1.0, 2.0, 3.0]))
+        assert math.isnan(srcc([1.0, 2.0, 3.0], [4.0, 4.0, 4.0]))
+        assert math.isnan(plcc([1.0], [2.0]))
+        out = compute_aesthetic_metrics(np.full(4, 5.0), [3.0, 4.0, 6.0, 7.0], thresholds=5.0)
+    assert math.isnan(out["plcc"]) and math.isnan(out["srcc_aesthetic"])
+    assert out["acc"] == 0.5 and out["mae"] == 1.5  # |5-3|,|5-4|,|5-6|,|5-7| -> 6/4
+    assert math.isnan(plcc([1.0, float("nan"), 3.0], [1.0, 2.0, 3.0]))  # NaN is not masked
+
+
+def test_binary_accuracy_mae_rmse_by_hand():
+    pred = [4.9, 5.0, 5.1, 7.0]
+    target = [5.0, 5.2, 6.0, 4.0]
+    # <= 5 is low: pred low, low, high, high; target low, high, high, low -> 2 of 4 agree
+    assert binary_accuracy(pred, target, 5.0) == 0.5
+    assert mae(pred, target) == pytest.approx((0.1 + 0.2 + 0.9 + 3.0) / 4)
+    assert rmse(pred, target) == pytest.approx(math.sqrt((0.01 + 0.04 + 0.81 + 9.0) / 4))
+    with pytest.raises(ValueError, match="differ in length"):
+        mae([1.0], [1.0, 2.0])
+
+
+def test_emd_and_expected_score_by_hand():
+    # CDFs [1, 1] and [0, 1]: mean |diff| = 0.5 (r=1), sqrt(mean diff^2) = sqrt(0.5) (r=2)
+    assert emd([[1.0, 0.0]], [[0.0, 1.0]]) == pytest.approx(0.5)
+    assert emd([[1.0, 0.0]], [[0.0, 1.0]], r=2) == pytest.approx(math.sqrt(0.5))
+    # vote counts are normalised: [2, 2] == [0.5, 0.5]; CDFs [.5, 1] vs [1, 1] -> 0.25
+    assert emd([[2.0, 2.0], [1.0, 0.0]], [[1.0, 0.0], [3.0, 0.0]]) == pytest.approx((0.25 + 0.0) / 2)
+    assert expected_score([[0, 0, 0, 0, 2, 2, 0, 0, 0, 0]], range(1, 11)).tolist() == [5.5]
+
+
+def test_compute_metrics_distribution_head_from_trainer_tuple():
+    rng = np.random.default_rng(1)
+    votes = rng.integers(0, 20, (40, 10)).astype(float)
+    target = expected_score(votes, AVA_HEAD["bin_values"])
+    logits = rng.normal(size=(40, 10))
+    dist = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
+    scores = expected_score(dist, AVA_HEAD["bin_values"])[:, None]
+    class_logits = rng.normal(size=(40, 1, 7))
+    fn = make_compute_metrics(SimpleNamespace(heads=[AVA_HEAD]))
+    # Trainer: predictions = (scores, distribution, class_logits), label_ids = (labels, class_labels)
+    out = fn(SimpleNamespace(predictions=(scores, dist, class_logits),
+                             label_ids=(votes, np.zeros((40, 1), dtype=int))))
+    assert out["plcc_aesthetic"] == pytest.approx(stats.pearsonr(scores[:, 0], target)[0])
+    assert out["srcc"] == pytest.approx(stats.spearmanr(scores[:, 0], target)[0])
+    assert out["acc"] == pytest.approx(np.mean((scores[:, 0] > 5) == (target > 5)))
+    cdf_gap = np.abs(np.cumsum(dist, 1) - np.cumsum(votes / votes.sum(1, keepdims=True), 1))
+    assert out["emd"] == out["emd_aesthetic"] == pytest.approx(cdf_gap.mean())
+    assert set(out) == {f"{m}{s}" for m in ("plcc", "srcc", "mae", "rmse", "acc", "emd")
+                        for s in ("", "_aesthetic")}
+    # scores alone: no EMD; scalar labels (B,) also accepted
+    only = fn(SimpleNamespace(predictions=scores, label_ids=target))
+    assert "emd" not in only and only["plcc"] == pytest.approx(out["plcc"])
+
+
+def test_compute_metrics_nine_scalar_heads():
+    names = ["aesthetic", "quality", "composition", "color", "dof", "light", "content",
+             "contentPreference", "willingToShare"]
+    heads = [{"name": n, "kind": "scalar", "num_bins": 1, "bin_values": [], "binary_threshold": 3.0}
+             for n in names]
+    rng = np.random.default_rng(2)
+    labels = rng.uniform(1, 5, (30, 9))
+    preds = labels + rng.normal(0, 0.5, (30, 9))
+    preds[:, 4] = 3.3  # a constant head: NaN, no crash; the mean over heads is NaN too
+    out = make_compute_metrics({"heads": heads})(SimpleNamespace(predictions=preds, label_ids=labels))
+    for h, n in enumerate(names):
+        if h != 4:
+            assert out[f"srcc_{n}"] == pytest.approx(stats.spearmanr(preds[:, h], labels[:, h])[0])
+    assert math.isnan(out["plcc_dof"]) and math.isnan(out["plcc"])
+    assert out["mae"] == pytest.approx(np.mean(np.abs(preds - labels).mean(0)))
+    assert out["acc_quality"] == pytest.approx(np.mean((preds[:, 1] > 3) == (labels[:, 1] > 3)))
+    with pytest.raises(ValueError, match="do not match"):
+        make_compute_metrics({"heads": heads})(SimpleNamespace(predictions=preds[:, :3], label_ids=labels))
+
+
+def test_compute_metrics_from_dataset_name_and_real_config():
+    fn = make_compute_metrics("AADB")  # no head list: one scalar head from the dataset spec
+    out = fn(SimpleNamespace(predictions=np.array([[0.2], [0.6], [0.9]]), label_ids=np.array([0.1, 0.7, 0.4])))
+    assert out["acc"] == pytest.approx(2 / 3)  # threshold 0.5: low/high/high vs low/high/low
+    aesmamba = pytest.importorskip("aesmamba_hf")
+    config = aesmamba.AesMambaConfig.tiny(task="V", dataset="AVA")
+    fn = make_compute_metrics(config)
+    votes = np.eye(10)[[3, 4, 5, 6, 7]] * 5  # all votes on 4..8
+    scores = np.array([[4.2], [4.9], [6.1], [6.8], [8.3]])
+    out = fn(SimpleNamespace(predictions=scores, label_ids=votes))
+    # targets 4..8: |errors| .2 .1 .1 .2 .3 -> MAE 0.18
+    assert out["srcc_aesthetic"] == pytest.approx(1.0) and out["mae"] == pytest.approx(0.18)
+    assert out["acc"] == 1.0  # threshold 5: 4.2|4, 4.9|5 low; 6.1|6, 6.8|7, 8.3|8 high
+
+
+def test_grouped_metrics_average_per_user():
+    scores = [1.0, 2.0, 3.0, 3.0, 2.0, 1.0]
+    labels = [1.0, 2.0, 4.0, 1.0, 2.0, 3.0]
+    out = compute_grouped_metrics(scores, labels, ["u1"] * 3 + ["u2"] * 3)
+    expected = (stats.pearsonr([1, 2, 3], [1, 2, 4])[0] + stats.pearsonr([3, 2, 1], [1, 2, 3])[0]) / 2
+    assert out["plcc"] == pytest.approx(expected) and out["num_groups"] == 2.0
+
+
+def test_evaluate_module_loads_offline_and_matches():
+    pytest.importorskip("evaluate")
+    from aesmamba_hf.evaluation import load_aesthetic_metric
+
+    metric = load_aesthetic_metric()
+    rng = np.random.default_rng(3)
+    y = rng.normal(5, 1, 25)
+    p = y + rng.normal(0, 1, 25)
+    out = metric.compute(predictions=p.tolist(), references=y.tolist(), dataset="AVA")
+    direct = compute_aesthetic_metrics(p, y, thresholds=5.0)
+    assert out == pytest.approx(direct)
+    multi = metric.compute(predictions=np.c_[p, y].tolist(), references=np.c_[y, p].tolist(),
+                           head_names=["a", "b"], threshold=[5.0, 4.0])
+    assert multi["plcc_a"] == pytest.approx(stats.pearsonr(p, y)[0]) and "acc_b" in multi
