@@ -61,6 +61,12 @@ def main() -> None:
             users = sorted(pd.read_csv(test_csv, usecols=["userId"], dtype=str)["userId"].str.strip().unique())
         per_user = {}
         for user in users:
+            done = out / "users" / user / "train_result.json"
+            if done.is_file():  # finished earlier (the loop is resumable user by user)
+                test = json.loads(done.read_text()).get("test_metrics") or {}
+                per_user[user] = {k.removeprefix("test_"): test[k] for k in ("test_srcc_aesthetic",
+                                                                             "test_plcc_aesthetic") if k in test}
+                continue
             config = load_recipe("p-para", data_root=args.data_root, model=str(generic_dir),
                                  output_dir=str(out / "users" / user), dataset_kwargs={"users": [user]},
                                  tokenizer=args.tokenizer, evaluate_test=True)

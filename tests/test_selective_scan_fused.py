@@ -127,14 +127,14 @@ def test_long_sequence_stays_accurate():
 def test_inference_mode_keeps_nothing_for_backward(monkeypatch):
     inputs = _scan_inputs(1, 1, 8, 4, 40)
     saved = []
-    real_forward = sscpu._run_forward
+    real_forward = sscpu._Problem.forward
 
-    def spy(*args):
-        out = real_forward(*args)
+    def spy(self, save_ckpt):
+        out = real_forward(self, save_ckpt)
         saved.append(out[1])  # the checkpoints
         return out
 
-    monkeypatch.setattr(sscpu, "_run_forward", spy)
+    monkeypatch.setattr(sscpu._Problem, "forward", spy)
     args = [inputs[k] for k in ("u", "delta", "A", "B", "C")]
     with torch.inference_mode():
         y = sscpu.fused_selective_scan(*args, delta_softplus=True)
@@ -144,6 +144,12 @@ def test_inference_mode_keeps_nothing_for_backward(monkeypatch):
     assert saved[-1] is None
     y = sscpu.fused_selective_scan(*args, delta_softplus=True)
     assert y.requires_grad and saved[-1] is not None
+    cross = [t.detach().float() for t in _cross_inputs(1, 3, 4, d=8, n=4, rank=2)]
+    with torch.inference_mode():
+        assert not sscpu.fused_cross_selective_scan(*cross).requires_grad
+    assert saved[-1] is None
+    cross[0].requires_grad_()
+    assert sscpu.fused_cross_selective_scan(*cross).requires_grad and saved[-1] is not None
 
 
 def test_invalid_shapes_raise():
@@ -207,8 +213,8 @@ def test_resolve_backend_auto_is_fused_on_cpu():
 def test_work_units_cover_all_channels():
     for batch, chans, merge, threads in [(1, 192, True, 2), (8, 192, True, 2), (3, 1536, True, 2), (1, 5, False, 4),
                                          (2, 100, True, 16)]:
-        kgroups, parts, width = sscpu._work_units(batch, chans, 4, merge, threads)
+        kgroups, parts, width = sscpu._work_units(batch, chans, 4, merge, threads, 512)
         assert 4 % kgroups == 0 and width % 8 == 0
-        assert (parts - 1) * width < chans <= parts * width
-    assert sscpu._work_units(8, 192, 4, True, 2)[0] == 1  # enough batch: no extra merge buffers
-    assert sscpu._work_units(1, 192, 4, True, 2)[0] == 2  # batch 1: two direction groups for two threads
+        assert (parts - 1) * width < chans <= parts * width and width <= 512
+    assert sscpu._work_units(8, 192, 4, True, 2, 512)[0] == 1  # enough batch: no extra merge buffers
+    assert sscpu._work_units(1, 192, 4, True, 2, 512)[0] == 2  # batch 1: two direction groups for two threads

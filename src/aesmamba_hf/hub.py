@@ -211,7 +211,7 @@ def load_export_source(
         info["trained"] = not getattr(model.config, "untrained", False)
         return model.eval(), _load_processor(Path(snapshot), model.config), info
     logger.warning("no weights for %s are available offline: exporting an UNTRAINED model (random weights)", v.name)
-    config = variant_config(v)
+    config = variant_config(v.name)
     config.untrained = True
     model = AesMambaForAestheticAssessment(config)
     info["trained"] = False

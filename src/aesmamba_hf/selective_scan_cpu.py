@@ -44,7 +44,8 @@ except Exception:  # noqa: BLE001 - any import problem simply disables the fused
 __all__ = ["NUMBA_AVAILABLE", "CHUNK", "fused_selective_scan", "fused_cross_selective_scan"]
 
 CHUNK = 32  # steps between saved states; one recomputed chunk tile stays in L2 in the backward
-_MAX_WIDTH = 1024  # channels per parallel work unit; the backward tile is (CHUNK + 1, N, width) floats
+_FWD_MAX_WIDTH = 1024  # channels per parallel work unit
+_BWD_MAX_WIDTH = 512  # the backward's chunk tiles are 2 × (CHUNK, N, width) floats: keep them near L2
 _LOG2E = 1.4426950408889634
 
 if NUMBA_AVAILABLE:
@@ -113,15 +114,17 @@ if NUMBA_AVAILABLE:
         return r if v >= _ZERO else e * r
 
     @_jit(parallel=True)
-    def _scan_fwd_kernel(u, delta, bc, A2, Dv, bias, dirmap, out, ckpt, last, b_off, c_off, softplus,
+    def _scan_fwd_kernel(u, delta, bc, dtw, A2, Dv, bias, dirmap, out, ckpt, last, b_off, c_off, softplus,
                          save_ckpt, kgroups, parts, width):
         """Forward over all directions.
 
-        u: (batch, Ku, L, D), Ku ∈ {1, K} (1: every direction reads the same map); delta: (K, batch, L, D)
-        raw (bias and softplus applied here); bc: (batch, L, K, E) with B at b_off and C at c_off;
-        A2 = A·log2(e): (K, N, D); Dv, bias: (K, D); dirmap: (K, L) step → position;
-        out: (batch, Ko, L, D) zero-initialised, Ko ∈ {1, kgroups, K}: directions that share an output
-        slot are summed (the cross-merge); ckpt: (batch, K, ceil(L/CHUNK), N, D) state before each chunk
+        u: (batch, Ku, L, D), Ku ∈ {1, K} (1: every direction reads the same map);
+        bc: (batch, L, K, E) per-position projections: the low-rank Δ input at [0, R), B at b_off, C at c_off;
+        Δ before bias/softplus is ``bc[..., :R] @ dtw[k]`` with dtw (K, R, D) when R = dtw.shape[1] > 0 (the
+        VMamba Δ projection, fused so that no (K, batch, L, D) Δ tensor exists), else read from
+        delta (K, batch, L, D); A2 = A·log2(e): (K, N, D); Dv, bias: (K, D); dirmap: (K, L) step → position;
+        out: (batch, Ko, L, D), Ko ∈ {1, kgroups, K}: directions that share an output slot are summed
+        (the cross-merge); ckpt: (batch, K, ceil(L/CHUNK), N, D) state before each chunk
         (if save_ckpt); last: (batch, K, N, D).
         Work units: batch × kgroups (consecutive directions) × parts (channel ranges of ``width``).
         """
@@ -130,6 +133,7 @@ if NUMBA_AVAILABLE:
         chans = u.shape[3]
         n_dirs = A2.shape[0]
         n_state = A2.shape[1]
+        rank = dtw.shape[1]
         k_per_group = n_dirs // kgroups
         for unit in prange(batch * kgroups * parts):
             b = unit // (kgroups * parts)
@@ -145,6 +149,7 @@ if NUMBA_AVAILABLE:
             for k in range(kg * k_per_group, (kg + 1) * k_per_group):
                 ku = (k * u.shape[1]) // n_dirs
                 ko = (k * out.shape[1]) // n_dirs
+                first = k == kg * k_per_group or out.shape[1] == n_dirs  # first write to this output slot
                 for n in range(n_state):
                     for i in range(w):
                         h[n, i] = _ZERO
@@ -155,8 +160,18 @@ if NUMBA_AVAILABLE:
                             for i in range(w):
                                 ckpt[b, k, j, n, d0 + i] = h[n, i]
                     pos = dirmap[k, t]
+                    if rank > 0:
+                        for i in range(w):
+                            dl[i] = bias[k, d0 + i]
+                        for r in range(rank):
+                            lo = bc[b, pos, k, r]
+                            for i in range(w):
+                                dl[i] += lo * dtw[k, r, d0 + i]
+                    else:
+                        for i in range(w):
+                            dl[i] = delta[k, b, pos, d0 + i] + bias[k, d0 + i]
                     for i in range(w):
-                        v = delta[k, b, pos, d0 + i] + bias[k, d0 + i]
+                        v = dl[i]
                         if softplus:
                             v = _softplus(v)
                         uu = u[b, ku, pos, d0 + i]
@@ -182,26 +197,35 @@ if NUMBA_AVAILABLE:
                             hv = _exp2(dl[i] * A2[k, n, d0 + i]) * h[n, i] + du[i] * bn
                             h[n, i] = hv
                             y[i] += hv * cn
-                    for i in range(w):
-                        out[b, ko, pos, d0 + i] += y[i]
+                    if first:  # every direction visits every position once: no zero-filled output needed
+                        for i in range(w):
+                            out[b, ko, pos, d0 + i] = y[i]
+                    else:
+                        for i in range(w):
+                            out[b, ko, pos, d0 + i] += y[i]
                 for n in range(n_state):
                     for i in range(w):
                         last[b, k, n, d0 + i] = h[n, i]
 
     @_jit(parallel=True)
-    def _scan_bwd_kernel(u, delta, bc, A2, Dv, bias, dirmap, ckpt, dout, dlast, b_off, c_off, softplus,
-                         kgroups, parts, width, du_out, ddelta_out, dA_part, dD_part, dbc_part):
+    def _scan_bwd_kernel(u, delta, bc, dtw, A2, Dv, bias, dirmap, ckpt, dout, dlast, b_off, c_off, softplus,
+                         kgroups, parts, width, du_out, ddelta_out, dA_part, dD_part, dbc_part, dbias_part,
+                         ddtw_part):
         """Backward of :func:`_scan_fwd_kernel` (same layouts).
 
-        Writes du_out (batch, Ku or kgroups, L, D) (accumulated, zero-initialised), ddelta_out (K, batch, L, D) (w.r.t.
-        delta + bias, before softplus), dA_part (batch, K, N, D) (w.r.t. A, not A2), dD_part (batch, K, D),
-        dbc_part (batch, parts, L, K, 2N) (B then C, partial sums over the channels of each unit).
+        Writes du_out (batch, Ku or kgroups, L, D) (summed over the directions sharing a slot); dA_part (batch, K, N, D)
+        (w.r.t. A, not A2); dD_part (batch, K, D); dbc_part (batch, parts, L, K, E): gradients of the
+        projections in bc's layout, each a partial sum over the channels of one unit. Gradient of Δ before
+        softplus: with a fused Δ projection (R > 0) it is consumed here: dbias_part (batch, K, D),
+        ddtw_part (batch, K, R, D) and the low-rank input in dbc_part[..., :R]; otherwise it is written to
+        ddelta_out (K, batch, L, D).
         """
         batch = u.shape[0]
         length = u.shape[2]
         chans = u.shape[3]
         n_dirs = A2.shape[0]
         n_state = A2.shape[1]
+        rank = dtw.shape[1]
         n_chunks = (length + CHUNK - 1) // CHUNK
         ln2 = _F32(0.6931471805599453)
         k_per_group = n_dirs // kgroups
@@ -218,20 +242,28 @@ if NUMBA_AVAILABLE:
             SG = np.empty((CHUNK, width), dtype=np.float32)  # softplus'
             g = np.empty((n_state, width), dtype=np.float32)  # carried dL/dh
             dAacc = np.empty((n_state, width), dtype=np.float32)
+            dWacc = np.empty((max(rank, 1), width), dtype=np.float32)
             gB = np.empty(width, dtype=np.float32)
             dlt = np.empty(width, dtype=np.float32)
             dy = np.empty(width, dtype=np.float32)
+            ddr = np.empty(width, dtype=np.float32)
             dDacc = np.empty(width, dtype=np.float32)
+            dbacc = np.empty(width, dtype=np.float32)
             for k in range(kg * k_per_group, (kg + 1) * k_per_group):
                 ku = (k * u.shape[1]) // n_dirs
                 ko = (k * dout.shape[1]) // n_dirs
                 kdu = (k * du_out.shape[1]) // n_dirs
+                first = k == kg * k_per_group or du_out.shape[1] == n_dirs
                 for n in range(n_state):
                     for i in range(w):
                         g[n, i] = dlast[b, k, n, d0 + i]
                         dAacc[n, i] = _ZERO
+                for r in range(rank):
+                    for i in range(w):
+                        dWacc[r, i] = _ZERO
                 for i in range(w):
                     dDacc[i] = _ZERO
+                    dbacc[i] = _ZERO
                 for j in range(n_chunks - 1, -1, -1):
                     t0 = j * CHUNK
                     tl = min(CHUNK, length - t0)
@@ -241,8 +273,18 @@ if NUMBA_AVAILABLE:
                             H[0, n, i] = ckpt[b, k, j, n, d0 + i]
                     for s in range(tl):
                         pos = dirmap[k, t0 + s]
+                        if rank > 0:
+                            for i in range(w):
+                                DL[s, i] = bias[k, d0 + i]
+                            for r in range(rank):
+                                lo = bc[b, pos, k, r]
+                                for i in range(w):
+                                    DL[s, i] += lo * dtw[k, r, d0 + i]
+                        else:
+                            for i in range(w):
+                                DL[s, i] = delta[k, b, pos, d0 + i] + bias[k, d0 + i]
                         for i in range(w):
-                            v = delta[k, b, pos, d0 + i] + bias[k, d0 + i]
+                            v = DL[s, i]
                             if softplus:
                                 SG[s, i] = _sigmoid(v)
                                 v = _softplus(v)
@@ -280,17 +322,40 @@ if NUMBA_AVAILABLE:
                                 dlt[i] += wgt * (a2 * ln2)
                                 dAacc[n, i] += wgt * DL[s, i]
                                 g[n, i] = gt * dA
-                            dbc_part[b, p, pos, k, n] = sB
-                            dbc_part[b, p, pos, k, n_state + n] = sC
+                            dbc_part[b, p, pos, k, b_off + n] = sB
+                            dbc_part[b, p, pos, k, c_off + n] = sC
                         for i in range(w):
-                            uu = u[b, ku, pos, d0 + i]
-                            du_out[b, kdu, pos, d0 + i] += Dv[k, d0 + i] * dy[i] + DL[s, i] * gB[i]
-                            ddelta_out[k, b, pos, d0 + i] = (uu * gB[i] + dlt[i]) * SG[s, i]
+                            ddr[i] = (u[b, ku, pos, d0 + i] * gB[i] + dlt[i]) * SG[s, i]
+                        if first:
+                            for i in range(w):
+                                du_out[b, kdu, pos, d0 + i] = Dv[k, d0 + i] * dy[i] + DL[s, i] * gB[i]
+                        else:
+                            for i in range(w):
+                                du_out[b, kdu, pos, d0 + i] += Dv[k, d0 + i] * dy[i] + DL[s, i] * gB[i]
+                        if rank > 0:
+                            for i in range(w):
+                                dbacc[i] += ddr[i]
+                            for r in range(rank):
+                                lo = bc[b, pos, k, r]
+                                acc = _ZERO
+                                for i in range(w):
+                                    dWacc[r, i] += ddr[i] * lo
+                                    acc += ddr[i] * dtw[k, r, d0 + i]
+                                dbc_part[b, p, pos, k, r] = acc
+                        else:
+                            for i in range(w):
+                                ddelta_out[k, b, pos, d0 + i] = ddr[i]
                 for n in range(n_state):
                     for i in range(w):
                         dA_part[b, k, n, d0 + i] = dAacc[n, i]
                 for i in range(w):
                     dD_part[b, k, d0 + i] = dDacc[i]
+                if rank > 0:
+                    for i in range(w):
+                        dbias_part[b, k, d0 + i] = dbacc[i]
+                    for r in range(rank):
+                        for i in range(w):
+                            ddtw_part[b, k, r, d0 + i] = dWacc[r, i]
 
 
 def _num_threads() -> int:
@@ -302,7 +367,8 @@ def _planning_threads() -> int:
     return _num_threads()
 
 
-def _work_units(batch: int, chans: int, n_dirs: int, merge: bool, threads: int) -> tuple[int, int, int]:
+def _work_units(batch: int, chans: int, n_dirs: int, merge: bool, threads: int,
+                max_width: int) -> tuple[int, int, int]:
     """Split the work into ``batch × kgroups × parts`` units; returns (kgroups, parts, width).
 
     Wide units are fastest (measured: whole channel rows beat 64-wide tiles by 1.5-2×, also in the
@@ -318,7 +384,7 @@ def _work_units(batch: int, chans: int, n_dirs: int, merge: bool, threads: int) 
                 break
     else:
         kgroups = n_dirs
-    parts = -(-chans // _MAX_WIDTH)
+    parts = -(-chans // max_width)
     while batch * kgroups * parts < threads and parts * 8 < chans:
         parts += 1
     width = -(-chans // parts)
@@ -346,51 +412,67 @@ def _np(t: torch.Tensor) -> np.ndarray:
     return t.detach().numpy()
 
 
-_EMPTY = None
+@lru_cache(maxsize=8)
+def _dummy(ndim: int) -> np.ndarray:
+    """Placeholder for an argument a kernel call does not use (same ndim: one compiled signature)."""
+    return np.zeros((1,) * ndim, dtype=np.float32)
 
 
-def _dummy() -> np.ndarray:
-    global _EMPTY
-    if _EMPTY is None:
-        _EMPTY = np.zeros((1, 1, 1, 1, 1), dtype=np.float32)
-    return _EMPTY
+class _Problem:
+    """Kernel operands in the kernel layouts (see :func:`_scan_fwd_kernel`), shared by forward and backward.
 
+    u4 (batch, Ku, L, D); delta4 (K, batch, L, D) or None when Δ is projected in the kernel from bc[..., :R]
+    with dtw (K, R, D); bc (batch, L, K, E); A2 (K, N, D); Dv, bias (K, D); dirmap (K, L); merge: the
+    directions are summed into one output map.
+    """
 
-def _run_forward(u4, delta4, bc, A2, Dv, bias, dirmap, merge, b_off, c_off, softplus, save_ckpt):
-    """Allocate outputs and run the forward kernel. Returns out (batch, 1 if merge else K, L, D), ckpt (or
-    None) and the last state (batch, K, N, D)."""
-    batch, _, length, chans = u4.shape
-    n_dirs, n_state = A2.shape[0], A2.shape[1]
-    kgroups, parts, width = _work_units(batch, chans, n_dirs, merge, _planning_threads())
-    out = torch.zeros(batch, kgroups if merge else n_dirs, length, chans, dtype=torch.float32)
-    last = torch.empty(batch, n_dirs, n_state, chans, dtype=torch.float32)
-    ckpt = (torch.empty(batch, n_dirs, -(-length // CHUNK), n_state, chans, dtype=torch.float32)
-            if save_ckpt else None)
-    _launch(_scan_fwd_kernel, _np(u4), _np(delta4), _np(bc), _np(A2), _np(Dv), _np(bias), _np(dirmap),
-            _np(out), _dummy() if ckpt is None else _np(ckpt), _np(last), b_off, c_off, softplus, save_ckpt,
-            kgroups, parts, width)
-    if merge and kgroups > 1:
-        out = out.sum(1, keepdim=True)
-    return out, ckpt, last
+    def __init__(self, u4, delta4, bc, dtw, A2, Dv, bias, dirmap, merge, b_off, c_off, softplus):
+        self.u4, self.delta4, self.bc, self.dtw, self.A2 = u4, delta4, bc, dtw, A2
+        self.Dv, self.bias, self.dirmap, self.merge = Dv, bias, dirmap, merge
+        self.b_off, self.c_off, self.softplus = b_off, c_off, softplus
 
+    def _common(self):
+        return (_np(self.u4), _dummy(4) if self.delta4 is None else _np(self.delta4), _np(self.bc), _np(self.dtw),
+                _np(self.A2), _np(self.Dv), _np(self.bias), _np(self.dirmap))
 
-def _run_backward(u4, delta4, bc, A2, Dv, bias, dirmap, ckpt, dout4, dlast, merge, b_off, c_off, softplus):
-    """Returns du4 (like u4), ddelta (K, batch, L, D), dA (K, N, D), dD (K, D), dbc (batch, L, K, 2N)."""
-    batch, _, length, chans = u4.shape
-    n_dirs, n_state = A2.shape[0], A2.shape[1]
-    kgroups, parts, width = _work_units(batch, chans, n_dirs, merge, _planning_threads())
-    du4 = torch.zeros(batch, kgroups if merge else n_dirs, length, chans, dtype=torch.float32)
-    ddelta = torch.empty(n_dirs, batch, length, chans, dtype=torch.float32)
-    dA_part = torch.empty(batch, n_dirs, n_state, chans, dtype=torch.float32)
-    dD_part = torch.empty(batch, n_dirs, chans, dtype=torch.float32)
-    dbc_part = torch.empty(batch, parts, length, n_dirs, 2 * n_state, dtype=torch.float32)
-    _launch(_scan_bwd_kernel, _np(u4), _np(delta4), _np(bc), _np(A2), _np(Dv), _np(bias), _np(dirmap),
-            _np(ckpt), _np(dout4), _np(dlast), b_off, c_off, softplus, kgroups, parts, width, _np(du4),
-            _np(ddelta), _np(dA_part), _np(dD_part), _np(dbc_part))
-    if merge and kgroups > 1:
-        du4 = du4.sum(1, keepdim=True)
-    dbc = dbc_part[:, 0] if parts == 1 else dbc_part.sum(1)
-    return du4, ddelta, dA_part.sum(0), dD_part.sum(0), dbc
+    def forward(self, save_ckpt: bool):
+        """Returns out (batch, 1 if merge else K, L, D), the checkpoints (or None), last state (batch, K, N, D)."""
+        batch, _, length, chans = self.u4.shape
+        n_dirs, n_state = self.A2.shape[0], self.A2.shape[1]
+        kgroups, parts, width = _work_units(batch, chans, n_dirs, self.merge, _planning_threads(), _FWD_MAX_WIDTH)
+        out = torch.empty(batch, kgroups if self.merge else n_dirs, length, chans, dtype=torch.float32)
+        last = torch.empty(batch, n_dirs, n_state, chans, dtype=torch.float32)
+        ckpt = (torch.empty(batch, n_dirs, -(-length // CHUNK), n_state, chans, dtype=torch.float32)
+                if save_ckpt else None)
+        _launch(_scan_fwd_kernel, *self._common(), _np(out), _dummy(5) if ckpt is None else _np(ckpt), _np(last),
+                self.b_off, self.c_off, self.softplus, save_ckpt, kgroups, parts, width)
+        if self.merge and kgroups > 1:
+            out = out.sum(1, keepdim=True)
+        return out, ckpt, last
+
+    def backward(self, ckpt, dout4, dlast):
+        """Returns du4 (like u4), dbc (batch, L, K, E), dA (K, N, D), dD (K, D), and either ddelta
+        (K, batch, L, D) (no fused projection) or (dbias (K, D), ddtw (K, R, D))."""
+        batch, _, length, chans = self.u4.shape
+        n_dirs, n_state = self.A2.shape[0], self.A2.shape[1]
+        rank, n_proj = self.dtw.shape[1], self.bc.shape[3]
+        kgroups, parts, width = _work_units(batch, chans, n_dirs, self.merge, _planning_threads(), _BWD_MAX_WIDTH)
+        du4 = torch.empty(batch, kgroups if self.merge else n_dirs, length, chans, dtype=torch.float32)
+        ddelta = torch.empty(n_dirs, batch, length, chans, dtype=torch.float32) if rank == 0 else None
+        dA_part = torch.empty(batch, n_dirs, n_state, chans, dtype=torch.float32)
+        dD_part = torch.empty(batch, n_dirs, chans, dtype=torch.float32)
+        dbc_part = torch.empty(batch, parts, length, n_dirs, n_proj, dtype=torch.float32)
+        dbias_part = torch.empty(batch, n_dirs, chans, dtype=torch.float32) if rank else None
+        ddtw_part = torch.empty(batch, n_dirs, rank, chans, dtype=torch.float32) if rank else None
+        _launch(_scan_bwd_kernel, *self._common(), _np(ckpt), _np(dout4), _np(dlast), self.b_off, self.c_off,
+                self.softplus, kgroups, parts, width, _np(du4), _dummy(4) if ddelta is None else _np(ddelta),
+                _np(dA_part), _np(dD_part), _np(dbc_part), _dummy(3) if dbias_part is None else _np(dbias_part),
+                _dummy(4) if ddtw_part is None else _np(ddtw_part))
+        if self.merge and kgroups > 1:
+            du4 = du4.sum(1, keepdim=True)
+        dbc = dbc_part[:, 0] if parts == 1 else dbc_part.sum(1)
+        extra = (ddelta,) if rank == 0 else (dbias_part.sum(0), ddtw_part.sum(0))
+        return (du4, dbc, dA_part.sum(0), dD_part.sum(0), *extra)
 
 
 def _f32c(t: torch.Tensor) -> torch.Tensor:
@@ -422,14 +504,19 @@ def _cross_map(height: int, width: int) -> torch.Tensor:
 # --------------------------------------------------------------------------------------------------
 
 
-def _pack_1d(u, delta, B, C, n_groups):
-    """(b, G·D, L) → channels-last per group, and B/C → (b, L, G, 2N)."""
+def _problem_1d(u, delta, A, B, C, D, delta_bias, softplus) -> _Problem:
+    """(b, G·D, L) → channels-last per group; B/C → (b, L, G, 2N)."""
     batch, chans, length = u.shape
+    n_groups, n_state = B.shape[1], A.shape[1]
     d = chans // n_groups
     u4 = _f32c(u.detach().reshape(batch, n_groups, d, length).transpose(2, 3))
     delta4 = _f32c(delta.detach().reshape(batch, n_groups, d, length).permute(1, 0, 3, 2))
     bc = _f32c(torch.cat([B.detach(), C.detach()], dim=2).permute(0, 3, 1, 2))
-    return u4, delta4, bc
+    Dv = _f32c(D).view(n_groups, d) if D is not None else torch.zeros(n_groups, d)
+    bias = _f32c(delta_bias).view(n_groups, d) if delta_bias is not None else torch.zeros(n_groups, d)
+    no_projection = torch.zeros(n_groups, 0, 1)
+    return _Problem(u4, delta4, bc, no_projection, _a2_layout(A, n_groups), Dv, bias,
+                    _identity_map(n_groups, length), False, 0, n_state, softplus)
 
 
 def _unpack_1d(t4: torch.Tensor) -> torch.Tensor:
@@ -438,55 +525,37 @@ def _unpack_1d(t4: torch.Tensor) -> torch.Tensor:
     return t4.transpose(2, 3).reshape(batch, n_groups * d, length)
 
 
-def _scan_1d_forward(u, delta, A, B, C, D, delta_bias, softplus, save_ckpt):
-    n_groups = B.shape[1]
-    chans = u.shape[1]
-    u4, delta4, bc = _pack_1d(u, delta, B, C, n_groups)
-    d = chans // n_groups
-    A2 = _a2_layout(A, n_groups)
-    Dv = _f32c(D).view(n_groups, d) if D is not None else torch.zeros(n_groups, d)
-    bias = _f32c(delta_bias).view(n_groups, d) if delta_bias is not None else torch.zeros(n_groups, d)
-    dirmap = _identity_map(n_groups, u.shape[2])
-    n_state = A.shape[1]
-    out, ckpt, last = _run_forward(u4, delta4, bc, A2, Dv, bias, dirmap, False, 0, n_state, softplus,
-                                   save_ckpt)
-    last = last.transpose(2, 3).reshape(u.shape[0], chans, n_state)  # (b, K, N, D) → (b, K·D, N)
-    return _unpack_1d(out), last, (u4, delta4, bc, A2, Dv, bias, ckpt)
-
-
 class _SelectiveScanFn(torch.autograd.Function):
     @staticmethod
     def forward(ctx, u, delta, A, B, C, D, delta_bias, softplus):
-        y, last, packed = _scan_1d_forward(u, delta, A, B, C, D, delta_bias, softplus, save_ckpt=True)
-        ctx.packed = packed
-        ctx.softplus = softplus
-        ctx.has_D = D is not None
-        ctx.has_bias = delta_bias is not None
+        problem = _problem_1d(u, delta, A, B, C, D, delta_bias, softplus)
+        out, ckpt, last = problem.forward(save_ckpt=True)
+        ctx.problem, ctx.ckpt = problem, ckpt
+        ctx.has_D, ctx.has_bias = D is not None, delta_bias is not None
         ctx.dtypes = (u.dtype, delta.dtype, A.dtype, B.dtype, C.dtype,
                       None if D is None else D.dtype, None if delta_bias is None else delta_bias.dtype)
-        return y, last
+        return _unpack_1d(out), last.transpose(2, 3).reshape(u.shape[0], u.shape[1], A.shape[1])
 
     @staticmethod
     def backward(ctx, dy, dlast):
-        u4, delta4, bc, A2, Dv, bias, ckpt = ctx.packed
-        batch, n_groups, length, d = u4.shape
-        n_state = A2.shape[1]
+        problem, ckpt = ctx.problem, ctx.ckpt
+        ctx.problem = ctx.ckpt = None
+        batch, n_groups, length, d = problem.u4.shape
+        n_state = problem.A2.shape[1]
         dout4 = _f32c(dy.reshape(batch, n_groups, d, length).transpose(2, 3))
         if dlast is None:
             dlast4 = torch.zeros(batch, n_groups, n_state, d)
         else:
             dlast4 = _f32c(dlast.reshape(batch, n_groups, d, n_state).transpose(2, 3))
-        du4, ddelta, dA, dD, dbc = _run_backward(u4, delta4, bc, A2, Dv, bias, _identity_map(n_groups, length),
-                                                 ckpt, dout4, dlast4, False, 0, n_state, ctx.softplus)
-        ctx.packed = None
+        du4, dbc, dA, dD, ddelta = problem.backward(ckpt, dout4, dlast4)
         du = _unpack_1d(du4)
-        ddelta_1d = ddelta.permute(1, 0, 3, 2).reshape(batch, n_groups * d, length)
+        ddelta = ddelta.permute(1, 0, 3, 2).reshape(batch, n_groups * d, length)
         dA = dA.transpose(1, 2).reshape(n_groups * d, n_state)
         dbc = dbc.permute(0, 2, 3, 1)  # (b, G, 2N, L)
         dB, dC = dbc[:, :, :n_state], dbc[:, :, n_state:]
         dD = dD.reshape(-1) if ctx.has_D else None
-        dbias = ddelta_1d.sum((0, 2)) if ctx.has_bias else None
-        grads = (du, ddelta_1d, dA, dB, dC, dD, dbias)
+        dbias = ddelta.sum((0, 2)) if ctx.has_bias else None
+        grads = (du, ddelta, dA, dB, dC, dD, dbias)
         grads = tuple(None if g is None else g.to(dt) for g, dt in zip(grads, ctx.dtypes))
         return (*grads, None)
 
@@ -536,11 +605,12 @@ def fused_selective_scan(
         raise ValueError(f"selective scan: A must be real (channels={u.shape[1]}, N); got {tuple(A.shape)}")
     B, C = _match_groups(B, C, u.shape[1])
     tensors = (u, delta, A, B, C, D, delta_bias)
-    needs_grad = torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors)
-    if needs_grad:
+    if torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors):
         y, last = _SelectiveScanFn.apply(u, delta, A, B, C, D, delta_bias, bool(delta_softplus))
     else:  # inference: no checkpoints, nothing kept for a backward
-        y, last, _ = _scan_1d_forward(u, delta, A, B, C, D, delta_bias, bool(delta_softplus), save_ckpt=False)
+        out, _, last = _problem_1d(u, delta, A, B, C, D, delta_bias, bool(delta_softplus)).forward(save_ckpt=False)
+        y = _unpack_1d(out)
+        last = last.transpose(2, 3).reshape(u.shape[0], u.shape[1], A.shape[1])
     y = y.to(u.dtype)
     if z is not None:
         y = y * torch.nn.functional.silu(z.to(y.dtype))
@@ -554,64 +624,45 @@ def fused_selective_scan(
 # --------------------------------------------------------------------------------------------------
 
 
-def _cross_forward(x, x_proj_weight, dt_projs_weight, dt_projs_bias, A, Ds, save_ckpt):
+def _problem_2d(x, x_proj_weight, dt_projs_weight, dt_projs_bias, A, Ds):
+    """The x projection as one matmul on the spatial map; Δ is projected inside the kernel."""
     batch, height, width, chans = x.shape
-    length = height * width
     n_dirs, n_proj, _ = x_proj_weight.shape
-    rank = dt_projs_weight.shape[2]
-    n_state = A.shape[1]
-    xf = _f32c(x).view(batch * length, chans)
+    rank, n_state = dt_projs_weight.shape[2], A.shape[1]
+    xf = _f32c(x).view(batch * height * width, chans)
     Wx = _f32c(x_proj_weight).view(n_dirs * n_proj, chans)
-    Wdt = _f32c(dt_projs_weight)
-    xdbl = torch.mm(xf, Wx.t()).view(batch, length, n_dirs, n_proj)  # positions, not steps
-    dt_low = xdbl.view(batch * length, n_dirs, n_proj)[:, :, :rank].transpose(0, 1)  # (K, bL, R)
-    delta = torch.bmm(dt_low, Wdt.transpose(1, 2)).view(n_dirs, batch, length, chans)
-    A2 = _a2_layout(A, n_dirs)
-    Dv = _f32c(Ds).view(n_dirs, chans)
-    bias = _f32c(dt_projs_bias).view(n_dirs, chans)
-    u4 = xf.view(batch, 1, length, chans)
-    out, ckpt, _ = _run_forward(u4, delta, xdbl, A2, Dv, bias, _cross_map(height, width), True, rank,
-                                rank + n_state, True, save_ckpt)
-    return out.view(batch, height, width, chans), (xf, Wx, Wdt, xdbl, A2, Dv, bias, ckpt)
+    xdbl = torch.mm(xf, Wx.t()).view(batch, height * width, n_dirs, n_proj)  # by position, not by step
+    dtw = _f32c(dt_projs_weight.detach().transpose(1, 2))  # (K, R, D)
+    problem = _Problem(xf.view(batch, 1, height * width, chans), None, xdbl, dtw, _a2_layout(A, n_dirs),
+                       _f32c(Ds).view(n_dirs, chans), _f32c(dt_projs_bias).view(n_dirs, chans),
+                       _cross_map(height, width), True, rank, rank + n_state, True)
+    return problem, xf, Wx
 
 
 class _CrossSelectiveScanFn(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, x_proj_weight, dt_projs_weight, dt_projs_bias, A, Ds):
-        out, saved = _cross_forward(x, x_proj_weight, dt_projs_weight, dt_projs_bias, A, Ds, save_ckpt=True)
-        ctx.saved = saved
-        ctx.shape = tuple(x.shape)
+        problem, xf, Wx = _problem_2d(x, x_proj_weight, dt_projs_weight, dt_projs_bias, A, Ds)
+        out, ckpt, _ = problem.forward(save_ckpt=True)
+        ctx.saved = (problem, ckpt, xf, Wx)
+        ctx.x_shape = x.shape
         ctx.dtypes = tuple(t.dtype for t in (x, x_proj_weight, dt_projs_weight, dt_projs_bias, A, Ds))
-        return out
+        return out.view(x.shape)
 
     @staticmethod
     def backward(ctx, dout):
-        xf, Wx, Wdt, xdbl, A2, Dv, bias, ckpt = ctx.saved
+        problem, ckpt, xf, Wx = ctx.saved
         ctx.saved = None
-        batch, height, width, chans = ctx.shape
-        length = height * width
-        n_dirs, rank = Wdt.shape[0], Wdt.shape[2]
-        n_proj = xdbl.shape[3]
-        n_state = A2.shape[1]
-        # delta is recomputed (one thin matmul) rather than kept alive between forward and backward
-        dt_low = xdbl.view(batch * length, n_dirs, n_proj)[:, :, :rank].transpose(0, 1)  # (K, bL, R)
-        delta = torch.bmm(dt_low, Wdt.transpose(1, 2)).view(n_dirs, batch, length, chans)
-        u4 = xf.view(batch, 1, length, chans)
+        batch, _, length, chans = problem.u4.shape
+        n_dirs, n_state = problem.dtw.shape[0], problem.A2.shape[1]
         dout4 = _f32c(dout).view(batch, 1, length, chans)
         dlast = torch.zeros(batch, n_dirs, n_state, chans)
-        du4, ddelta, dA, dD, dbc = _run_backward(u4, delta, xdbl, A2, Dv, bias, _cross_map(height, width), ckpt,
-                                                 dout4, dlast, True, rank, rank + n_state, True)
-        ddelta = ddelta.view(n_dirs, batch * length, chans)
-        d_bias = ddelta.sum(1)  # (K, D)
-        d_Wdt = torch.bmm(ddelta.transpose(1, 2), dt_low)  # (K, D, R)
-        dxdbl = torch.empty(batch * length, n_dirs, n_proj)
-        dxdbl[:, :, :rank] = torch.bmm(ddelta, Wdt).transpose(0, 1)
-        dxdbl[:, :, rank:] = dbc.view(batch * length, n_dirs, 2 * n_state)
-        dxdbl = dxdbl.view(batch * length, n_dirs * n_proj)
-        d_Wx = torch.mm(dxdbl.t(), xf).view(n_dirs, n_proj, chans)
+        du4, dxdbl, dA, dD, dbias, ddtw = problem.backward(ckpt, dout4, dlast)
+        dxdbl = dxdbl.reshape(batch * length, -1)  # (b·L, K·E)
+        d_Wx = torch.mm(dxdbl.t(), xf).view(n_dirs, -1, chans)
         dx = du4.view(batch * length, chans).addmm_(dxdbl, Wx)
         dA = dA.transpose(1, 2).reshape(n_dirs * chans, n_state)
-        grads = (dx.view(batch, height, width, chans), d_Wx, d_Wdt, d_bias, dA, dD.reshape(-1))
+        grads = (dx.view(ctx.x_shape), d_Wx, ddtw.transpose(1, 2), dbias, dA, dD.reshape(-1))
         return tuple(g.to(dt) for g, dt in zip(grads, ctx.dtypes))
 
 
@@ -626,7 +677,8 @@ def fused_cross_selective_scan(
     """Fused equivalent of ``cross_selective_scan``: x (b, H, W, D) channels-last → (b, H, W, D) float32.
 
     x_proj_weight (K, R+2N, D), dt_projs_weight (K, D, R), dt_projs_bias (K, D), A_logs (K·D, N), Ds (K·D,).
-    The projections run as matmuls on the spatial map; the scan reads it through direction index maps.
+    The x projection runs as one matmul on the spatial map, the Δ projection inside the kernel, and the
+    scan reads the map through direction index maps (no cross-scan/merge copies).
     """
     if not NUMBA_AVAILABLE:
         raise RuntimeError("scan backend 'fused' needs numba; install numba or use backend='chunked'")
@@ -638,7 +690,8 @@ def fused_cross_selective_scan(
     rank, n_state = dt_projs_weight.shape[2], A_logs.shape[1]
     if n_dirs != 4:
         raise ValueError(f"cross selective scan: expected 4 scan directions, x_proj_weight has {n_dirs}")
-    if chans != x.shape[3] or n_proj != rank + 2 * n_state or dt_projs_weight.shape[:2] != (n_dirs, chans):
+    if (chans != x.shape[3] or n_proj != rank + 2 * n_state or rank < 1
+            or tuple(dt_projs_weight.shape[:2]) != (n_dirs, chans)):
         raise ValueError(f"cross selective scan: inconsistent shapes x {tuple(x.shape)}, x_proj_weight "
                          f"{tuple(x_proj_weight.shape)}, dt_projs_weight {tuple(dt_projs_weight.shape)}, "
                          f"A_logs {tuple(A_logs.shape)}")
@@ -646,6 +699,6 @@ def fused_cross_selective_scan(
     tensors = (x, x_proj_weight, dt_projs_weight, dt_projs_bias, A, Ds)
     if torch.is_grad_enabled() and any(t.requires_grad for t in tensors):
         return _CrossSelectiveScanFn.apply(*tensors)
-    out, _ = _cross_forward(*tensors, save_ckpt=False)  # inference: no checkpoints kept
-    return out
-
+    problem, _, _ = _problem_2d(*tensors)  # inference: no checkpoints kept
+    out, _, _ = problem.forward(save_ckpt=False)
+    return out.view(x.shape)

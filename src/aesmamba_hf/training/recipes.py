@@ -80,7 +80,9 @@ class TrainConfig:
             ``"srcc_aesthetic"``, ``"loss"``…: the means over heads or ``<metric>_<head>`` of
             :func:`aesmamba_hf.metrics.make_compute_metrics`; the ``eval_`` prefix is optional).
         eval_strategy, eval_steps: evaluate/save every epoch or every ``eval_steps`` steps.
-        save_total_limit: checkpoints kept (the best one is always kept).
+        save_total_limit: checkpoints kept during the run (the best one is always kept).
+        keep_checkpoints: keep the ``checkpoint-*`` folders once the final model is saved (``False`` saves disk,
+            e.g. for 40 per-user P runs; a finished run then cannot be resumed, only re-run).
         logging_steps, seed, output_dir, dataloader_num_workers, bf16.
         resume: ``None`` (auto: continue from the last ``checkpoint-*`` in ``output_dir`` if there is one),
             ``True`` (require one), ``False`` (start fresh) or a checkpoint path.
@@ -135,6 +137,7 @@ class TrainConfig:
     eval_strategy: str = "epoch"
     eval_steps: Optional[int] = None
     save_total_limit: Optional[int] = 2
+    keep_checkpoints: bool = True
     logging_steps: int = 50
     seed: int = 42
     output_dir: str = "runs/aesmamba"

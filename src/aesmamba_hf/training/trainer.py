@@ -29,6 +29,7 @@ import json
 import logging
 import math
 import os
+import shutil
 import sys
 from collections.abc import Callable, Mapping
 from contextlib import contextmanager
@@ -344,8 +345,6 @@ def build_model(cfg: TrainConfig, class_counts: Optional[list[list[int]]] = None
         config.architectures = ["AesMambaForAestheticAssessment"]
         text_model = cfg.text_model if config.uses_text else None
         model = building.build_model(config, vision_checkpoint=cfg.vision_checkpoint, text_encoder=text_model)
-    if cfg.scan_backend:
-        model.set_scan_backend(cfg.scan_backend)
     return model
 
 
@@ -562,13 +561,19 @@ def _lazy_images(dataset: Dataset) -> Dataset:
 
 
 class LogToStderr(TrainerCallback):
-    """Training logs as one line each on stderr (the default printer writes dicts to stdout, which would mix
-    with the CLI's JSON result)."""
+    """Training logs as one short line each on stderr (the default printer writes dicts to stdout, which would
+    mix with the CLI's JSON result). Per-head metrics are left to ``trainer_state.json``."""
 
     def on_log(self, args, state, control, logs=None, **kwargs):
-        if state.is_world_process_zero and logs:
-            items = " ".join(f"{k}={v:.5g}" if isinstance(v, float) else f"{k}={v}" for k, v in logs.items())
-            print(f"[step {state.global_step}] {items}", file=sys.stderr, flush=True)
+        if not (state.is_world_process_zero and logs):
+            return
+        keep = {}
+        for key, value in logs.items():
+            bare = key.split("_", 1)[1] if key.startswith(("eval_", "test_")) else key
+            if "_" not in bare or key == args.metric_for_best_model or key in ("train_loss", "learning_rate", "grad_norm"):
+                keep[key] = value
+        items = " ".join(f"{k}={v:.5g}" if isinstance(v, float) else f"{k}={v}" for k, v in keep.items())
+        print(f"[step {state.global_step}] {items}", file=sys.stderr, flush=True)
 
 
 def _is_main_process() -> bool:
@@ -660,7 +665,8 @@ def train(
     if model is None:
         counts = class_counts_per_head(splits["train"]) if cfg.class_counts_from_data else None
         model = build_model(cfg, counts)
-    elif cfg.scan_backend:
+    saved_backend = model.config.vision_config.scan_backend
+    if cfg.scan_backend:  # a run-time choice: the saved config keeps its own backend
         model.set_scan_backend(cfg.scan_backend)
     if processor is None:
         processor = build_processor(cfg, model.config)
@@ -679,6 +685,7 @@ def train(
         test_metrics = trainer.evaluate(_lazy_images(splits["test"]), metric_key_prefix="test")
 
     # 6. final save: the selected model and its processor
+    model.set_scan_backend(saved_backend)
     trainer.save_model(str(output_dir))
     result = TrainResult(
         output_dir=str(output_dir),
@@ -696,6 +703,9 @@ def train(
         processor.save_pretrained(str(output_dir))
         trainer.save_state()
         (output_dir / "train_result.json").write_text(json.dumps(result.to_dict(), indent=2, default=str) + "\n")
+        if not cfg.keep_checkpoints:
+            for checkpoint in output_dir.glob(f"{PREFIX_CHECKPOINT_DIR}-*"):
+                shutil.rmtree(checkpoint, ignore_errors=True)
     return result
 
 
