@@ -39,6 +39,7 @@ from .building import variant_config
 from .cli.score import RANDOM_WEIGHTS_MARKER  # the random-weights marker of `aesmamba download`
 from .configuration_aesmamba import AesMambaConfig
 from .dataset_specs import get_dataset_spec
+from .io_utils import atomic_write_text
 from .modeling_aesmamba import AesMambaForAestheticAssessment
 from .variants import HUB_NAMESPACE, Variant, get_variant, hub_configs_dir, is_variant_name
 
@@ -326,7 +327,7 @@ def _save_processor(processor: Any, folder: Path) -> None:
             if "auto_map" not in data:  # image-only processors are saved without ProcessorMixin's code copy
                 custom_object_save(processor, folder, config=data)
                 custom_object_save(processor.image_processor, folder)
-                config_path.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+                atomic_write_text(config_path, json.dumps(data, indent=2, sort_keys=True) + "\n")
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -611,7 +612,7 @@ def export_model(
     card = build_model_card(config, processor, repo_id=repo_id, trained=info["trained"],
                             weights_origin=info.get("weights_origin", ""), metrics=_read_metrics(metrics),
                             license=license)
-    (out / "README.md").write_text(str(card), encoding="utf-8")
+    atomic_write_text(out / "README.md", str(card))
     if not info["trained"]:
         (out / RANDOM_WEIGHTS_MARKER).write_text(
             "The weights in this folder are RANDOM (untrained): no trained weights were available when it was "

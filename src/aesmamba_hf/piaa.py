@@ -54,6 +54,7 @@ import torch
 from .dataset_specs import PARA_ATTRIBUTE_NAMES
 from .evaluation.report import load_model_and_processor
 from .image_processing_aesmamba import ImageLoadError, load_image
+from .io_utils import atomic_open, atomic_savefig, atomic_write_json, atomic_write_text, json_safe
 from .metrics import plcc, srcc
 from .modeling_aesmamba import AesMambaForAestheticAssessment
 from .training.collator import AesMambaDataCollator
@@ -502,29 +503,18 @@ def plot_boxplot(records: Sequence[dict[str, Any]], path: PathLike, attribute: s
     if title:
         fig.suptitle(title, fontsize=11)
     fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path, dpi=120)
+    atomic_savefig(fig, path, dpi=120)
     plt.close(fig)
-    return path
+    return Path(path)
 
 
 def _write_csv(records: Sequence[dict[str, Any]], path: Path) -> None:
-    with path.open("w", newline="", encoding="utf-8") as f:
+    with atomic_open(path, newline="") as f:
         writer = csv.DictWriter(f, fieldnames=list(CSV_COLUMNS), extrasaction="ignore")
         writer.writeheader()
         for r in records:
             writer.writerow({**r, "plcc": "" if r["plcc"] != r["plcc"] else f"{r['plcc']:.6f}",
                              "srcc": "" if r["srcc"] != r["srcc"] else f"{r['srcc']:.6f}"})
-
-
-def _json_safe(value: Any) -> Any:
-    if isinstance(value, float) and value != value:
-        return None
-    if isinstance(value, dict):
-        return {k: _json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_json_safe(v) for v in value]
-    return value
 
 
 def run_piaa(
@@ -617,7 +607,7 @@ def run_piaa(
                                           {"n_train": len(fit_idx), "n_val": len(val_idx), "n_test": n_test,
                                            "epochs": info["epochs"], "selection": selection, "tune": config.tune})
                     records += new
-                    runs_file.write(json.dumps(_json_safe({
+                    runs_file.write(json.dumps(json_safe({
                         "user": data.user, "k": k, "repeat": repeat, "seed": seed, "selection": selection,
                         "train_images": [train_ids[i] for i in fit_idx],
                         "validation_images": [train_ids[i] for i in val_idx],
@@ -649,10 +639,9 @@ def run_piaa(
         "bad_images": bad_images,
         "summary": summary,
     }
-    files["summary_json"].write_text(json.dumps(_json_safe(payload), indent=2) + "\n", encoding="utf-8")
-    files["summary_md"].write_text(f"# PIAA results\n\nModel: `{model_name}`; {description}.\n\n{table}\n\n"
-                                   "± = standard deviation over repeats of the mean over users.\n",
-                                   encoding="utf-8")
+    atomic_write_json(files["summary_json"], payload)
+    atomic_write_text(files["summary_md"], f"# PIAA results\n\nModel: `{model_name}`; {description}.\n\n{table}\n\n"
+                      "± = standard deviation over repeats of the mean over users.\n")
     plot_boxplot(records, files["boxplot"], title=f"PIAA — {model_name}")
     return PIAAResult(out_dir=out, records=records, summary=summary, files=files)
 

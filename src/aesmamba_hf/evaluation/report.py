@@ -18,7 +18,6 @@ labels are used as they are, one per head.
 from __future__ import annotations
 
 import csv
-import json
 import logging
 import os
 from collections.abc import Callable, Sequence
@@ -30,6 +29,7 @@ import numpy as np
 import torch
 
 from ..image_processing_aesmamba import ImageLoadError, load_image
+from ..io_utils import atomic_open, atomic_savefig, atomic_write_json
 from ..metrics import compute_aesthetic_metrics, expected_score, plcc, srcc
 
 logger = logging.getLogger(__name__)
@@ -228,10 +228,9 @@ def plot_scatter(pred: np.ndarray, true: np.ndarray, path: PathLike, head: str,
                  fontsize=9)
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path, dpi=110)
+    atomic_savefig(fig, path, dpi=110)
     plt.close(fig)
-    return path
+    return Path(path)
 
 
 def plot_metric_bars(heads: dict[str, dict[str, float]], path: PathLike, title: str = "") -> Path:
@@ -254,24 +253,13 @@ def plot_metric_bars(heads: dict[str, dict[str, float]], path: PathLike, title: 
     ax.set_title(title or "PLCC / SRCC per head", fontsize=10)
     ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path, dpi=110)
+    atomic_savefig(fig, path, dpi=110)
     plt.close(fig)
-    return path
+    return Path(path)
 
 
 def _safe_name(name: str) -> str:
     return "".join(c if c.isalnum() or c in "-_" else "_" for c in name)
-
-
-def _json_safe(value: Any) -> Any:
-    if isinstance(value, float) and value != value:
-        return None
-    if isinstance(value, dict):
-        return {k: _json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_json_safe(v) for v in value]
-    return value
 
 
 @dataclass
@@ -298,7 +286,7 @@ def write_report(config: Any, predictions: Predictions, out_dir: PathLike, *, da
                      head.get("score_range"), title=title)
         files["scatter"][head["name"]] = str(path)
     plot_metric_bars(computed["heads"], files["bars"], title=f"{model_name or config.task} on {title}")
-    with open(files["predictions"], "w", newline="", encoding="utf-8") as f:
+    with atomic_open(files["predictions"], newline="") as f:
         writer = csv.writer(f)
         names = config.head_names
         writer.writerow(["image_id", "source", *[f"pred_{n}" for n in names], *[f"true_{n}" for n in names]])
@@ -319,7 +307,7 @@ def write_report(config: Any, predictions: Predictions, out_dir: PathLike, *, da
         **computed,
         "files": files,
     }
-    Path(files["metrics"]).write_text(json.dumps(_json_safe(metrics), indent=2) + "\n", encoding="utf-8")
+    atomic_write_json(files["metrics"], metrics)
     return EvaluationResult(metrics=metrics, predictions=predictions, files=files)
 
 

@@ -25,7 +25,6 @@ Multi-process runs need nothing special: launch the same script with ``torchrun 
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import os
@@ -47,6 +46,7 @@ from transformers.trainer_callback import PrinterCallback
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
 from ..configuration_aesmamba import AesMambaConfig
+from ..io_utils import atomic_write_json
 from ..modeling_aesmamba import AesMambaForAestheticAssessment
 from .collator import AesMambaDataCollator
 from .recipes import TrainConfig
@@ -268,7 +268,7 @@ def validate_splits(
             failures.append(f"{name} split: {result.summary(max_issues=5)}")
         cleaned[name] = kept
     if report_path is not None:
-        report_path.write_text(json.dumps(report, indent=2, default=str) + "\n", encoding="utf-8")
+        atomic_write_json(report_path, report)
     if failures and bad_rows == "error":
         raise ValueError("rows failed validation (set bad_rows='drop' to train without them):\n" + "\n".join(failures))
     return cleaned, report
@@ -702,7 +702,7 @@ def train(
     if trainer.is_world_process_zero():
         processor.save_pretrained(str(output_dir))
         trainer.save_state()
-        (output_dir / "train_result.json").write_text(json.dumps(result.to_dict(), indent=2, default=str) + "\n")
+        atomic_write_json(output_dir / "train_result.json", result.to_dict())
         if not cfg.keep_checkpoints:
             for checkpoint in output_dir.glob(f"{PREFIX_CHECKPOINT_DIR}-*"):
                 shutil.rmtree(checkpoint, ignore_errors=True)
