@@ -50,12 +50,26 @@ def _expand_groups(BC: torch.Tensor, channels: int) -> torch.Tensor:
     return BC.repeat_interleave(channels // groups, dim=1)
 
 
-def _prepare_delta(delta: torch.Tensor, delta_bias: Optional[torch.Tensor], delta_softplus: bool) -> torch.Tensor:
+def _prepare(u, delta, A, B, C, delta_bias, delta_softplus):
+    """Common front of the PyTorch scans: compute dtype, Δ = softplus(Δ + bias), B/C per channel."""
+    compute = torch.promote_types(u.dtype, torch.float32)
+    u, delta, A, B, C = (t.to(compute) for t in (u, delta, A, B, C))
     if delta_bias is not None:
-        delta = delta + delta_bias[None, :, None]
+        delta = delta + delta_bias.to(compute)[None, :, None]
     if delta_softplus:
         delta = F.softplus(delta)
-    return delta
+    channels = u.shape[1]
+    return u, delta, A, _expand_groups(B, channels), _expand_groups(C, channels)
+
+
+def _finish(y, u, D, z, dtype_in, h, return_last_state):
+    """Common tail: skip connection D·u, optional SiLU(z) gate, cast back."""
+    if D is not None:
+        y = y + u * D.to(y.dtype)[None, :, None]
+    if z is not None:
+        y = y * F.silu(z.to(y.dtype))
+    y = y.to(dtype_in)
+    return (y, h) if return_last_state else y
 
 
 def selective_scan_reference(
@@ -75,25 +89,15 @@ def selective_scan_reference(
     Computes in the dtype of ``u`` promoted to at least float32 (pass float64 for an oracle).
     """
     dtype_in = u.dtype
-    compute = torch.promote_types(u.dtype, torch.float32)
-    u, delta, A, B, C = (t.to(compute) for t in (u, delta, A, B, C))
-    delta = _prepare_delta(delta, None if delta_bias is None else delta_bias.to(compute), delta_softplus)
+    u, delta, A, Bx, Cx = _prepare(u, delta, A, B, C, delta_bias, delta_softplus)  # Bx, Cx: (b, c, N, L)
     batch, channels, length = u.shape
-    Bx = _expand_groups(B, channels)  # (b, c, N, L)
-    Cx = _expand_groups(C, channels)
     h = u.new_zeros(batch, channels, A.shape[1])
     ys = []
     for t in range(length):
         dA = torch.exp(delta[:, :, t, None] * A)  # (b, c, N)
         h = dA * h + (delta[:, :, t] * u[:, :, t])[..., None] * Bx[:, :, :, t]
         ys.append((h * Cx[:, :, :, t]).sum(-1))
-    y = torch.stack(ys, dim=-1)
-    if D is not None:
-        y = y + u * D.to(compute)[None, :, None]
-    if z is not None:
-        y = y * F.silu(z.to(compute))
-    y = y.to(dtype_in)
-    return (y, h) if return_last_state else y
+    return _finish(torch.stack(ys, dim=-1), u, D, z, dtype_in, h, return_last_state)
 
 
 def selective_scan_chunked(
@@ -116,14 +120,9 @@ def selective_scan_chunked(
     nothing overflows whatever the decay, unlike the cumprod/divide formulations.
     """
     dtype_in = u.dtype
-    compute = torch.promote_types(u.dtype, torch.float32)
-    u, delta, A, B, C = (t.to(compute) for t in (u, delta, A, B, C))
-    delta = _prepare_delta(delta, None if delta_bias is None else delta_bias.to(compute), delta_softplus)
+    u, delta, A, Bx, Cx = _prepare(u, delta, A, B, C, delta_bias, delta_softplus)
     batch, channels, length = u.shape
-    n_state = A.shape[1]
-    Bx = _expand_groups(B, channels)
-    Cx = _expand_groups(C, channels)
-    h = u.new_zeros(batch, channels, n_state)
+    h = u.new_zeros(batch, channels, A.shape[1])
     ys = []
     for start in range(0, length, chunk_size):
         stop = min(start + chunk_size, length)
@@ -137,13 +136,7 @@ def selective_scan_chunked(
         states = torch.einsum("bcnts,bcns->bcnt", weights, inputs) + torch.exp(S) * h[..., None]
         ys.append(torch.einsum("bcnt,bcnt->bct", states, Cx[..., start:stop]))
         h = states[..., -1]
-    y = torch.cat(ys, dim=-1)
-    if D is not None:
-        y = y + u * D.to(compute)[None, :, None]
-    if z is not None:
-        y = y * F.silu(z.to(compute))
-    y = y.to(dtype_in)
-    return (y, h) if return_last_state else y
+    return _finish(torch.cat(ys, dim=-1), u, D, z, dtype_in, h, return_last_state)
 
 
 def _selective_scan_mamba_ssm(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False,
