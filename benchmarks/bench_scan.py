@@ -117,6 +117,8 @@ def bench_stage(dim: int, res: int, batch: int, args) -> dict:
             rec["fused_speedup_vs_reference_fwd_bwd"] = rec["reference_fwd_bwd_ms"] / rec["fused_fwd_bwd_ms"]
             rec["fused_max_abs_err_vs_reference_grads"] = max_abs(fused_grads, ref_grads)
     gc.collect()
+    print(f"[bench_scan] stage C={dim} batch={batch}: fused fwd {rec['fused_fwd_ms']:.1f} ms", file=sys.stderr,
+          flush=True)
     return rec
 
 
@@ -127,7 +129,10 @@ def main(argv=None) -> int:
     parser.add_argument("--reference-repeats", type=int, default=None)
     parser.add_argument("--batches", type=int, nargs="+", default=[1, 8])
     parser.add_argument("--stages", type=int, nargs="+", default=[0, 1, 2, 3], help="stage indices 0..3")
+    parser.add_argument("--threads", type=int, default=None, help="torch (and numba) threads; default torch's")
     args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     args.repeats = args.repeats or (3 if args.quick else 7)
     args.reference_repeats = args.reference_repeats or (1 if args.quick else 3)
 

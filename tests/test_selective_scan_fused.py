@@ -218,3 +218,87 @@ def test_work_units_cover_all_channels():
         assert (parts - 1) * width < chans <= parts * width and width <= 512
     assert sscpu._work_units(8, 192, 4, True, 2, 512)[0] == 1  # enough batch: no extra merge buffers
     assert sscpu._work_units(1, 192, 4, True, 2, 512)[0] == 2  # batch 1: two direction groups for two threads
+
+
+# ------------------------------------------------------------------------------------ in the model
+
+
+def test_vmamba_fused_backend_matches_reference_forward_and_grads():
+    """A tiny VMamba (non-square input, odd map sizes) through SS2D's fused path vs the reference backend."""
+    from aesmamba_hf import VMambaConfig, VMambaModel
+
+    config = VMambaConfig(embed_dim=8, depths=[1, 1], d_state=4, scan_backend="reference")
+    torch.manual_seed(0)
+    model = VMambaModel(config).train()
+    pixels = torch.randn(2, 3, 20, 28)
+
+    def run(backend):
+        model.set_scan_backend(backend)
+        model.zero_grad(set_to_none=True)
+        pooled = model(pixels).pooler_output
+        (pooled * torch.linspace(-1, 1, pooled.shape[-1])).sum().backward()
+        return pooled.detach(), {n: p.grad.clone() for n, p in model.named_parameters()}
+
+    want, want_grads = run("reference")
+    got, got_grads = run("fused")
+    assert _rel_err(got, want) < 1e-5
+    for name, grad in want_grads.items():
+        assert _rel_err(got_grads[name], grad) < 2e-5, name
+    model.eval()
+    with torch.inference_mode():
+        assert _rel_err(model(pixels).pooler_output, want) < 1e-5
+
+
+def test_torch_thread_count_survives_a_kernel_launch():
+    """numba's omp layer shares libgomp with torch; a launch must not leave torch with more threads."""
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        u = torch.randn(1, 16, 40)
+        B = torch.randn(1, 4, 40)
+        sscpu.fused_selective_scan(u, u.abs(), -torch.ones(16, 4), B, B, delta_softplus=True)
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_fused_backend_under_gradient_checkpointing():
+    from aesmamba_hf import VMambaConfig, VMambaModel
+
+    torch.manual_seed(0)
+    model = VMambaModel(VMambaConfig(embed_dim=8, depths=[1, 1], d_state=4, scan_backend="fused")).train()
+    pixels = torch.randn(2, 3, 16, 24)
+
+    def grads():
+        model.zero_grad(set_to_none=True)
+        model(pixels).pooler_output.square().sum().backward()
+        return {n: p.grad.clone() for n, p in model.named_parameters()}
+
+    plain = grads()
+    (getattr(model, "activation_checkpointing_enable", None) or model.gradient_checkpointing_enable)()
+    checkpointed = grads()
+    for name, grad in plain.items():
+        assert torch.allclose(checkpointed[name], grad, rtol=1e-5, atol=1e-7), name
+
+
+def test_launch_retries_once_without_cache():
+    """A numba cache that cannot be read or written must not break the scan; real errors still raise."""
+
+    class FakeKernel:
+        def __init__(self, failures):
+            self._cache = object()  # stands for an on-disk FunctionCache
+            self.failures, self.calls = failures, 0
+
+        def __call__(self, *args):
+            self.calls += 1
+            if self.calls <= self.failures:
+                raise ModuleNotFoundError("No module named '<dynamic>'")
+
+    flaky = FakeKernel(failures=1)
+    with pytest.warns(RuntimeWarning, match="cache disabled"):
+        sscpu._launch(flaky)
+    assert flaky.calls == 2 and isinstance(flaky._cache, sscpu._null_cache_type())
+    broken = FakeKernel(failures=5)
+    with pytest.warns(RuntimeWarning), pytest.raises(ModuleNotFoundError):
+        sscpu._launch(broken)
+    assert broken.calls == 2

@@ -1,10 +1,14 @@
 """Fused CPU selective scan (numba): forward and backward, plus the fused VMamba 2-D cross scan.
 
-Why it is written the way it is (each point was measured on a 2-core AVX machine):
+Why it is written the way it is (each point was measured on a 2-core AVX-512 machine):
 
 * Channels-last tiles ``(L, D)`` with the inner loop running over channels, so every loop vectorises
   without horizontal sums; the four VMamba scan directions are index maps ``pos = dirmap[k, t]`` into the
-  one spatial map, so the cross-scan/cross-merge never copies, stacks, flips or transposes anything.
+  one spatial map, so the cross-scan/cross-merge never copies, stacks, flips or transposes anything, and
+  the Δ projection (rank R) is done inside the kernel, so no (batch, K, L, D) Δ tensor exists.
+* Channel indices are unsigned: numba's negative-index wraparound turns vector loads into gathers (14×).
+* Work units span whole channel rows where the batch allows (wide units were 1.5-2× faster than 64-wide
+  tiles); small batches split the four directions into groups, then the channels.
 * ``math.exp`` does not vectorise (no SVML in llvmlite); :func:`_exp2` is a degree-5 polynomial with an
   exponent bit trick (relative error 2e-7) that is *exactly* 1 at 0, otherwise the error compounds over
   thousands of steps. Softplus/sigmoid are built on it (``log1p`` via an atanh series).
@@ -13,8 +17,8 @@ Why it is written the way it is (each point was measured on a 2-core AVX machine
 * The backward saves the state every :data:`CHUNK` steps in the forward and recomputes one chunk at a time
   into a cache-sized tile, then runs the reverse recurrence; gradients of B/C are reduced over the
   channels of a work unit inside the kernel. Nothing of size ``(batch, K*D, N, L)`` is ever allocated.
-* The numba thread count follows ``torch.get_num_threads()`` at every call (two OpenMP pools share the
-  cores; they alternate, they never run at the same time).
+* The numba thread count follows ``torch.get_num_threads()`` at every call, and torch's count is restored
+  afterwards (numba's omp layer can share torch's libgomp and would leave its own count behind).
 
 Only same-folder imports: transformers copies this file flat into remote-code checkpoints.
 """
@@ -54,7 +58,7 @@ if NUMBA_AVAILABLE:
     # 2**f on [-0.5, 0.5]: minimax fit of (2**f - 1) / f with the constant term pinned to 1.
     _P1, _P2, _P3 = _F32(0.6931470036506653), _F32(0.24022242426872253), _F32(0.05550733581185341)
     _P4, _P5 = _F32(0.009671512991189957), _F32(0.001326472731307149)
-    _ZERO, _HALF, _ONE, _TWO = _F32(0.0), _F32(0.5), _F32(1.0), _F32(2.0)
+    _ZERO, _ONE, _TWO = _F32(0.0), _F32(1.0), _F32(2.0)
     _EXP2_MIN = _F32(-126.0)  # 2**-126 is the smallest normal float: below, the result is ~0 anyway
     _EXP2_MAX = _F32(128.0)  # exponent field 255: inf
     _NEG_LOG2E = _F32(-_LOG2E)
@@ -101,7 +105,8 @@ if NUMBA_AVAILABLE:
         """log(1 + w) for w in [0, 1]: 2·atanh(w / (2 + w)), |s| ≤ 1/3, accurate for tiny w too."""
         s = w / (_TWO + w)
         s2 = s * s
-        return _TWO * s * (_ONE + s2 * (_INV3 + s2 * (_INV5 + s2 * (_INV7 + s2 * (_INV9 + s2 * (_INV11 + s2 * _INV13))))))
+        series = _INV7 + s2 * (_INV9 + s2 * (_INV11 + s2 * _INV13))
+        return _TWO * s * (_ONE + s2 * (_INV3 + s2 * (_INV5 + s2 * series)))
 
     @_jit(inline="always")
     def _softplus(v):
@@ -319,13 +324,13 @@ if NUMBA_AVAILABLE:
                                 sB += gt * DU[s, i]
                                 gB[i] += gt * bn
                                 wgt = gt * H[s, n, i] * dA
-                                dlt[i] += wgt * (a2 * ln2)
+                                dlt[i] += wgt * a2
                                 dAacc[n, i] += wgt * DL[s, i]
                                 g[n, i] = gt * dA
                             dbc_part[b, p, pos, k, b_off + n] = sB
                             dbc_part[b, p, pos, k, c_off + n] = sC
                         for i in range(w):
-                            ddr[i] = (u[b, ku, pos, d0 + i] * gB[i] + dlt[i]) * SG[s, i]
+                            ddr[i] = (u[b, ku, pos, d0 + i] * gB[i] + dlt[i] * ln2) * SG[s, i]  # A2 = A/ln2
                         if first:
                             for i in range(w):
                                 du_out[b, kdu, pos, d0 + i] = Dv[k, d0 + i] * dy[i] + DL[s, i] * gB[i]
@@ -392,20 +397,36 @@ def _work_units(batch: int, chans: int, n_dirs: int, merge: bool, threads: int,
     return kgroups, -(-chans // width), width
 
 
-def _disable_cache(kernel) -> None:
+def _null_cache_type():
     from numba.core.caching import NullCache
 
-    kernel._cache = NullCache()
+    return NullCache
+
+
+def _disable_cache(kernel) -> None:
+    kernel._cache = _null_cache_type()()
 
 
 def _launch(kernel, *args) -> None:
+    torch_threads = torch.get_num_threads()
     numba.set_num_threads(_num_threads())
     try:
         kernel(*args)
-    except OSError as err:  # cache directory vanished / became read-only after the check: run uncached
-        warnings.warn(f"selective_scan_cpu: numba cache disabled ({err})", RuntimeWarning, stacklevel=3)
+    except Exception as err:
+        # a cache that cannot be written or read back (read-only or vanished directory, a module imported
+        # under a name that cannot be re-imported) must never break the scan: retry once without cache
+        if isinstance(kernel._cache, _null_cache_type()):
+            raise
+        warnings.warn(f"selective_scan_cpu: numba cache disabled ({type(err).__name__}: {err})", RuntimeWarning,
+                      stacklevel=3)
         _disable_cache(kernel)
         kernel(*args)
+    finally:
+        # numba's omp layer may share torch's libgomp and leaves its own thread count in the OpenMP state
+        # after a region (measured: torch.set_num_threads(1) silently became 2, making torch ops 3-4×
+        # slower on a loaded machine), so torch's setting is restored after every launch
+        if torch.get_num_threads() != torch_threads:
+            torch.set_num_threads(torch_threads)
 
 
 def _np(t: torch.Tensor) -> np.ndarray:
@@ -430,6 +451,14 @@ class _Problem:
         self.u4, self.delta4, self.bc, self.dtw, self.A2 = u4, delta4, bc, dtw, A2
         self.Dv, self.bias, self.dirmap, self.merge = Dv, bias, dirmap, merge
         self.b_off, self.c_off, self.softplus = b_off, c_off, softplus
+
+    def tensors(self) -> tuple:
+        """The tensors, for ``ctx.save_for_backward`` (so that checkpointing hooks see them)."""
+        return self.u4, self.delta4, self.bc, self.dtw, self.A2, self.Dv, self.bias
+
+    def statics(self) -> tuple:
+        """Everything else: the (cached, shared) direction map and the flags."""
+        return self.dirmap, self.merge, self.b_off, self.c_off, self.softplus
 
     def _common(self):
         return (_np(self.u4), _dummy(4) if self.delta4 is None else _np(self.delta4), _np(self.bc), _np(self.dtw),
@@ -487,16 +516,18 @@ def _a2_layout(A: torch.Tensor, n_dirs: int) -> torch.Tensor:
 
 @lru_cache(maxsize=64)
 def _identity_map(n_dirs: int, length: int) -> torch.Tensor:
-    return torch.arange(length, dtype=torch.int64).expand(n_dirs, length).contiguous()
+    with torch.inference_mode(False):  # cached across calls: never an inference tensor
+        return torch.arange(length, dtype=torch.int64).expand(n_dirs, length).contiguous()
 
 
 @lru_cache(maxsize=64)
 def _cross_map(height: int, width: int) -> torch.Tensor:
     """Step → row-major position for VMamba's four directions: rows, columns, rows reversed, columns
     reversed (spec §2.3 step 3)."""
-    rows = torch.arange(height * width, dtype=torch.int64)
-    cols = torch.arange(height * width, dtype=torch.int64).view(height, width).t().reshape(-1)
-    return torch.stack([rows, cols, rows.flip(0), cols.flip(0)]).contiguous()
+    with torch.inference_mode(False):  # cached across calls: never an inference tensor
+        rows = torch.arange(height * width, dtype=torch.int64)
+        cols = torch.arange(height * width, dtype=torch.int64).view(height, width).t().reshape(-1)
+        return torch.stack([rows, cols, rows.flip(0), cols.flip(0)]).contiguous()
 
 
 # --------------------------------------------------------------------------------------------------
@@ -530,7 +561,8 @@ class _SelectiveScanFn(torch.autograd.Function):
     def forward(ctx, u, delta, A, B, C, D, delta_bias, softplus):
         problem = _problem_1d(u, delta, A, B, C, D, delta_bias, softplus)
         out, ckpt, last = problem.forward(save_ckpt=True)
-        ctx.problem, ctx.ckpt = problem, ckpt
+        ctx.save_for_backward(*problem.tensors(), ckpt)
+        ctx.statics = problem.statics()
         ctx.has_D, ctx.has_bias = D is not None, delta_bias is not None
         ctx.dtypes = (u.dtype, delta.dtype, A.dtype, B.dtype, C.dtype,
                       None if D is None else D.dtype, None if delta_bias is None else delta_bias.dtype)
@@ -538,8 +570,8 @@ class _SelectiveScanFn(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, dy, dlast):
-        problem, ckpt = ctx.problem, ctx.ckpt
-        ctx.problem = ctx.ckpt = None
+        *tensors, ckpt = ctx.saved_tensors
+        problem = _Problem(*tensors, *ctx.statics)
         batch, n_groups, length, d = problem.u4.shape
         n_state = problem.A2.shape[1]
         dout4 = _f32c(dy.reshape(batch, n_groups, d, length).transpose(2, 3))
@@ -644,15 +676,16 @@ class _CrossSelectiveScanFn(torch.autograd.Function):
     def forward(ctx, x, x_proj_weight, dt_projs_weight, dt_projs_bias, A, Ds):
         problem, xf, Wx = _problem_2d(x, x_proj_weight, dt_projs_weight, dt_projs_bias, A, Ds)
         out, ckpt, _ = problem.forward(save_ckpt=True)
-        ctx.saved = (problem, ckpt, xf, Wx)
+        ctx.save_for_backward(*problem.tensors(), ckpt, xf, Wx)
+        ctx.statics = problem.statics()
         ctx.x_shape = x.shape
         ctx.dtypes = tuple(t.dtype for t in (x, x_proj_weight, dt_projs_weight, dt_projs_bias, A, Ds))
         return out.view(x.shape)
 
     @staticmethod
     def backward(ctx, dout):
-        problem, ckpt, xf, Wx = ctx.saved
-        ctx.saved = None
+        *tensors, ckpt, xf, Wx = ctx.saved_tensors
+        problem = _Problem(*tensors, *ctx.statics)
         batch, _, length, chans = problem.u4.shape
         n_dirs, n_state = problem.dtw.shape[0], problem.A2.shape[1]
         dout4 = _f32c(dout).view(batch, 1, length, chans)
