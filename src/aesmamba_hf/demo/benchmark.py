@@ -840,6 +840,43 @@ def _difficulty(latent: np.ndarray, t: dict[str, np.ndarray], rng: np.random.Gen
     return np.where(d > 0.45, 1, np.where(d < -0.1, -1, 0))
 
 
+def edit_only_expectations(root: str | os.PathLike) -> dict:
+    """Noise-free expected scores of a generated benchmark computed from the *edits alone*: the raters'
+    (and the AVA crowd's) true taste model applied to the ground-truth edit strengths and scene category, with
+    the hidden per-photo appeal set to zero. This is what a perfect model that sees the edits but cannot know
+    a new photo's hidden appeal would predict, so its correlation with the ratings of held-out photos is a
+    ceiling for pixels-only models (used by the demo report).
+
+    Returns ``{"image_ids", "image_names", "splits", "ava" (N,), "giaa" {attr: (N,)}, "user_ids",
+    "piaa" {attr: (N, U)}}`` in ``factors.csv`` order; ``giaa`` averages over all the benchmark's raters.
+    """
+    root = Path(root)
+    manifest = json.loads((root / "benchmark_manifest.json").read_text(encoding="utf-8"))
+    seed, n_users, crowd_pool = manifest["seed"], manifest["num_users"], manifest["config"]["crowd_pool"]
+    with open(root / "factors.csv", encoding="utf-8", newline="") as f:
+        rows = list(csv.DictReader(f))
+    n = len(rows)
+    table = ImageTable(
+        f={k: np.array([float(r[f"f_{k}"]) for r in rows]) for k in FACTOR_NAMES},
+        semantic=[r["semantic"] for r in rows],
+        **{k: np.zeros(n) for k in ("content_base", "dof_base", "light_base", "composition_base", "color_base")},
+    )
+    users = sample_users(_rng(seed, 5), n_users)
+    taste = user_taste(users, _rng(seed, 6))  # same streams as generate_benchmark
+    crowd = sample_users(_rng(seed, 12), crowd_pool, prefix="crowd")
+    crowd_taste = user_taste(crowd, _rng(seed, 13))
+    latents = attribute_latents(table, taste)
+    piaa = {name: _raw_scale(name, latents[name], taste) for name, _, _ in PARA_ATTRIBUTES}
+    crowd_raw = _raw_scale("aesthetic", attribute_latents(table, crowd_taste)["aesthetic"], crowd_taste)
+    return {
+        "image_ids": [r["image_id"] for r in rows], "image_names": [r["imageName"] for r in rows],
+        "sessions": [r["sessionId"] for r in rows], "splits": [r["split"] for r in rows],
+        "ava": (1.0 + 2.25 * (crowd_raw - 1.0) - 0.2).mean(axis=1),
+        "giaa": {name: v.mean(axis=1) for name, v in piaa.items()},
+        "user_ids": [u["userId"] for u in users], "piaa": piaa,
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     import argparse
 

@@ -1,0 +1,207 @@
+"""``aesmamba demo --quick``: every artefact of the end-to-end demo exists and is well formed.
+
+The quick run trains tiny models for a few steps, so its numbers are meaningless: the accuracy goals are
+checked by the full run (``aesmamba demo``), not here. The run is done once per module (~20-60 s on 2 cores).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import math
+import os
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from aesmamba_hf.cli import main
+from aesmamba_hf.dataset_specs import PARA_ATTRIBUTE_NAMES
+from aesmamba_hf.demo import run as demo_run
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+STAGES = ("benchmark", "baseline", "ceiling", "train_F", "train_V", "train_M", "train_P", "train_P0", "piaa",
+          "evaluate", "export", "pipeline", "report")
+EXPORTED = ("V", "M", "F", "P")
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    base = tmp_path_factory.mktemp("demo")
+    out = base / "aesmamba-demo-output"
+    stdout = io.StringIO()
+    with contextlib.redirect_stdout(stdout):  # the CLI prints its progress lines to stdout
+        code = main(["demo", "--quick", "--out", str(out), "--threads", "2"])
+    assert code == 0
+    report = json.loads((out / "report.json").read_text(encoding="utf-8"))
+    return out, report, stdout.getvalue().splitlines()
+
+
+def _png(path: Path) -> tuple[int, int]:
+    assert path.is_file(), path
+    with Image.open(path) as im:
+        assert im.format == "PNG"
+        im.load()
+        return im.size
+
+
+def test_output_is_published_atomically(demo):
+    out, report, _ = demo
+    assert (out / demo_run.MARKER).is_file()
+    siblings = [p.name for p in out.parent.iterdir() if p.name != out.name]
+    assert siblings == []  # no staging or backup folder left behind
+    assert report["out_dir"] == str(out.resolve())
+    assert "work" not in {p.name for p in out.iterdir()}
+
+
+def test_report_json_has_every_stage_and_measured_numbers(demo):
+    _, report, _ = demo
+    assert list(report["stages"]) == list(STAGES)
+    assert all(report["stages"][s]["seconds"] >= 0 for s in STAGES)
+    assert report["total_seconds"] >= sum(report["stages"][s]["seconds"] for s in STAGES) - 1
+    assert report["benchmark"]["num_images"] == 96 and report["benchmark"]["num_users"] == 16
+    for key in ("V", "M", "F", "P", "P0"):
+        ev = report["evaluation"][key]
+        assert ev["num_images"] > 0
+        assert -1.0 <= ev["mean_srcc"] <= 1.0
+        assert (Path(report["out_dir"]) / ev["metrics_file"]).is_file()
+    assert set(report["evaluation"]["F"]["srcc"]) == set(PARA_ATTRIBUTE_NAMES)
+    for key in ("P", "P0"):  # per-user view of the PIAA rows
+        assert set(report["evaluation"][key]["per_user_srcc"]) == set(PARA_ATTRIBUTE_NAMES)
+    # M and V are scored on the same test images; P and P0 on the same per-user rows
+    assert report["evaluation"]["M"]["num_images"] == report["evaluation"]["V"]["num_images"]
+    assert report["evaluation"]["P"]["num_images"] == report["evaluation"]["P0"]["num_images"]
+    for task in ("V", "F", "P"):
+        assert math.isfinite(report["baseline"][task]["mean_srcc"])
+        assert 0.0 < report["ceiling"][task]["mean_srcc"] <= 1.0
+    assert report["training"]["F"]["init"].startswith("random")
+    assert report["training"]["P"]["steps"] == report["training"]["P0"]["steps"] == 6
+
+
+def test_goals_are_reported_with_the_measured_values(demo):
+    _, report, _ = demo
+    goals = report["goals"]
+    assert len(goals) == 5
+    v = report["evaluation"]["V"]["mean_srcc"]
+    first = goals[0]
+    assert first["met"] == (v >= 0.85) and f"{v:.4f}" in first["measured"]
+    m_vs_v = goals[2]
+    assert m_vs_v["met"] == (report["evaluation"]["M"]["mean_srcc"] > v)
+
+
+def test_report_markdown_states_data_numbers_and_ablation(demo):
+    out, report, _ = demo
+    text = (out / "report.md").read_text(encoding="utf-8")
+    assert "not human aesthetics" in text
+    assert "prompt is withheld" in text  # what "P without the prompt" means
+    assert "edit-only ceiling" in text.lower()
+    assert f"{report['evaluation']['F']['mean_srcc']:.3f}" in text
+    for goal in report["goals"]:
+        assert goal["goal"] in text
+    for link in ("comparison.png", "piaa/boxplot.png"):
+        assert f"]({link})" in text
+        _png(out / link)
+
+
+def test_evaluation_plots_and_metrics(demo):
+    out, _, _ = demo
+    for key, heads in (("V", ["aesthetic"]), ("M", ["aesthetic"]), ("F", PARA_ATTRIBUTE_NAMES),
+                       ("P", PARA_ATTRIBUTE_NAMES), ("P0", PARA_ATTRIBUTE_NAMES)):
+        folder = out / "eval" / key
+        metrics = json.loads((folder / "metrics.json").read_text(encoding="utf-8"))
+        assert set(metrics["heads"]) == set(heads)
+        for head in heads:
+            w, h = _png(folder / f"scatter_{head}.png")
+            assert w > 100 and h > 100
+        _png(folder / "metrics_bar.png")
+        with open(folder / "predictions.csv", encoding="utf-8") as f:
+            assert sum(1 for _ in f) == metrics["num_images"] + 1
+    p_metrics = json.loads((out / "eval" / "P" / "metrics.json").read_text(encoding="utf-8"))
+    assert p_metrics["per_user"]["num_groups"] > 1
+
+
+def test_piaa_outputs(demo):
+    out, report, _ = demo
+    summary = json.loads((out / "piaa" / "summary.json").read_text(encoding="utf-8"))
+    assert len(summary["users"]) == 2 and summary["config"]["shots"] == [5, 20]
+    assert set(summary["summary"]) == {"zero_shot", "5", "20"}
+    assert (out / "piaa" / "per_user.csv").is_file()
+    assert report["piaa"]["users"] == summary["users"]
+
+
+def test_exported_models_are_hub_ready_and_load_in_the_pipeline(demo):
+    from transformers import pipeline
+
+    out, report, _ = demo
+    for key in EXPORTED:
+        folder = out / report["models"][key]
+        for name in ("config.json", "model.safetensors", "README.md", "processor_config.json"):
+            assert (folder / name).is_file(), (key, name)
+        card = (folder / "README.md").read_text(encoding="utf-8")
+        assert card.startswith("---") and "Demo model" in card
+    pipe = pipeline("image-aesthetics", model=str(out / report["models"]["F"]), device="cpu")
+    image = next((out / "benchmark" / "ava" / "images").glob("*.jpg"))
+    result = pipe(str(image))
+    assert set(result["heads"]) == set(PARA_ATTRIBUTE_NAMES)
+    assert math.isfinite(result["score"])
+
+
+def test_progress_and_pipeline_table_are_printed(demo):
+    _, report, lines = demo
+    text = "\n".join(lines)
+    for stage in STAGES:
+        assert f"] {stage}: " in text
+    assert "validation SRCC" in text  # per-evaluation training progress
+    rows = report["pipeline"]["rows"]
+    assert len(rows) == 3
+    header = report["pipeline"]["table"].splitlines()[0]
+    assert header.split()[:5] == ["image", "true_ava_mean", "V", "M", "F_aesthetic"]
+    assert report["pipeline"]["table"].splitlines()[1] in text
+    assert "goal " in text
+
+
+def test_validation_view_serves_the_benchmark_validation_split(demo, tmp_path):
+    from aesmamba_hf.data import build_ava
+
+    out, _, _ = demo
+    ava = out / "benchmark" / "ava"
+    view = demo_run.ava_validation_view(ava, tmp_path)
+    ids = (ava / "validation.txt").read_text(encoding="utf-8").split()
+    assert sorted(build_ava(view, "test")["image_id"]) == sorted(ids)
+    assert sorted(build_ava(view, "test", captions=True)["image_id"]) == sorted(ids)
+    assert not set(ids) & set(build_ava(ava, "test")["image_id"])
+
+
+def test_refuses_a_foreign_folder_and_keeps_output_on_failure(demo, tmp_path, monkeypatch, capsys):
+    foreign = tmp_path / "mine"
+    foreign.mkdir()
+    (foreign / "notes.txt").write_text("keep me")
+    assert main(["demo", "--quick", "--out", str(foreign), "--quiet"]) == 2
+    assert "not written by `aesmamba demo`" in capsys.readouterr().err
+    assert (foreign / "notes.txt").read_text() == "keep me"
+
+    # a run that fails midway leaves the previous demo output untouched and no staging folder
+    previous = tmp_path / "previous"
+    previous.mkdir()
+    (previous / demo_run.MARKER).write_text("x")
+    (previous / "report.md").write_text("old report")
+
+    def boom(*args, **kwargs):
+        raise RuntimeError("baseline failed")
+
+    monkeypatch.setattr(demo_run, "baseline_stage", boom)
+    with pytest.raises(RuntimeError, match="baseline failed"):
+        demo_run.run_demo(previous, demo_run.DemoConfig.preset("quick"), preset="quick", printer=None)
+    assert (previous / "report.md").read_text() == "old report"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mine", "previous"]
+
+
+def test_presets():
+    quick, full = demo_run.DemoConfig.preset("quick"), demo_run.DemoConfig.preset("default")
+    assert quick.size == "quick" and full.size == "default"
+    assert full.piaa_shots == [10, 100] and full.piaa_users >= 4 and full.piaa_repeats >= 2
+    assert demo_run.DemoConfig.preset("quick", seed=3).seed == 3
+    with pytest.raises(ValueError, match="unknown demo preset"):
+        demo_run.DemoConfig.preset("huge")
