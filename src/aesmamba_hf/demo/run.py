@@ -834,11 +834,13 @@ def run_demo(
 
     config = config or DemoConfig.preset(preset)
     out = Path(out_dir).resolve()
-    bars = hf_logging.is_progress_bar_enabled()
+    bars, verbosity = hf_logging.is_progress_bar_enabled(), hf_logging.get_verbosity()
     hf_logging.disable_progress_bar()  # the demo prints one line per step of its own
+    hf_logging.set_verbosity_error()  # e.g. MiniLM's unused pooler weights are reported as "unexpected"
     try:
         return _run(out, config, preset, overwrite, printer)
     finally:
+        hf_logging.set_verbosity(verbosity)
         if bars:
             hf_logging.enable_progress_bar()
 
