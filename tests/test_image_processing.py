@@ -85,6 +85,31 @@ def test_train_transform_resize_flip_crop_reproduces_torch_rng_draws():
     assert processor.do_augment is False
 
 
+def test_random_quarter_turns_follow_the_flip_and_crop_draws():
+    image = _random_rgb(seed=4)
+    sizes = dict(size=64, crop_size=64, train_size=64)
+    plain = AesMambaImageProcessor(**sizes)
+    turning = AesMambaImageProcessor(**sizes, rotate90_probability=0.75)
+    seen = set()
+    for seed in range(12):
+        out = turning(image, train=True, generator=torch.Generator().manual_seed(seed),
+                      return_tensors="pt").pixel_values[0].numpy()
+        # flip and crop draw first, as without the option; then the turn decision and the number of turns
+        base = plain(image, train=True, generator=torch.Generator().manual_seed(seed),
+                     return_tensors="pt").pixel_values[0].numpy()
+        g = torch.Generator().manual_seed(seed)
+        torch.rand(1, generator=g)  # flip
+        torch.randint(0, 1, (1,), generator=g)  # crop top (resize = crop size: one choice)
+        torch.randint(0, 1, (1,), generator=g)  # crop left
+        turns = int(torch.randint(1, 4, (1,), generator=g).item()) if torch.rand(1, generator=g).item() < 0.75 else 0
+        np.testing.assert_allclose(out, np.rot90(base, turns, axes=(1, 2)), atol=1e-6)
+        seen.add(turns)
+    assert seen == {0, 1, 2, 3}
+    with pytest.raises(ValueError, match="square"):
+        AesMambaImageProcessor(size=64, crop_size={"height": 64, "width": 48}, train_size=64,
+                               rotate90_probability=0.5)(image, train=True)
+
+
 def _mode_image(mode: str) -> tuple[Image.Image, tuple[int, int, int]]:
     """A 16x16 image of ``mode`` whose every pixel should become the returned RGB colour."""
     if mode == "L":

@@ -159,6 +159,9 @@ class AesMambaImageProcessorKwargs(ImagesKwargs, total=False):
     do_augment: training transform (resize to ``train_size`` → random flip → random crop to ``crop_size``).
     train_size: resize target of the training transform (256×256).
     flip_probability: probability of the horizontal flip in the training transform (0.5).
+    rotate90_probability: probability of a random 90/180/270° rotation after the crop (0; needs a square crop).
+        Only for data whose ratings do not depend on orientation (the demo's synthetic benchmark): a real
+        photo's composition does.
     generator: optional ``torch.Generator`` for the random flip/crop (default: torch's global RNG).
     max_pixels: decompression-bomb limit used when images are given as paths.
     """
@@ -166,6 +169,7 @@ class AesMambaImageProcessorKwargs(ImagesKwargs, total=False):
     do_augment: Optional[bool]
     train_size: Union[int, list[int], tuple[int, ...], dict[str, int], None]
     flip_probability: Optional[float]
+    rotate90_probability: Optional[float]
     generator: Optional[torch.Generator]
     max_pixels: Optional[int]
 
@@ -194,6 +198,7 @@ class AesMambaImageProcessor(PilBackend):
     do_convert_rgb = True
     do_augment = False
     flip_probability = 0.5
+    rotate90_probability = 0.0
 
     @classmethod
     def for_dataset(cls, dataset: str, **kwargs: Any) -> AesMambaImageProcessor:
@@ -244,9 +249,11 @@ class AesMambaImageProcessor(PilBackend):
     # -- the transform ----------------------------------------------------------------------------------
 
     def _augment(
-        self, image: np.ndarray, crop_size: SizeDict, flip_probability: float, generator: Optional[torch.Generator]
+        self, image: np.ndarray, crop_size: SizeDict, flip_probability: float, generator: Optional[torch.Generator],
+        rotate90_probability: float = 0.0,
     ) -> np.ndarray:
-        """Random horizontal flip then random crop, drawing from torch's RNG like torchvision does."""
+        """Random horizontal flip then random crop, drawing from torch's RNG like torchvision does; then, with
+        ``rotate90_probability > 0``, a random quarter turn (no draw at all when it is 0)."""
         if torch.rand(1, generator=generator).item() < flip_probability:
             image = image[:, :, ::-1]
         height, width = image.shape[-2:]
@@ -255,7 +262,14 @@ class AesMambaImageProcessor(PilBackend):
             raise ValueError(f"crop size {crop_h}x{crop_w} is larger than the resized image {height}x{width}")
         top = int(torch.randint(0, height - crop_h + 1, size=(1,), generator=generator).item())
         left = int(torch.randint(0, width - crop_w + 1, size=(1,), generator=generator).item())
-        return np.ascontiguousarray(image[:, top : top + crop_h, left : left + crop_w])
+        image = image[:, top : top + crop_h, left : left + crop_w]
+        if rotate90_probability > 0:
+            if crop_h != crop_w:
+                raise ValueError(f"rotate90_probability needs a square crop_size, got {crop_h}x{crop_w}")
+            if torch.rand(1, generator=generator).item() < rotate90_probability:
+                turns = int(torch.randint(1, 4, size=(1,), generator=generator).item())
+                image = np.rot90(image, turns, axes=(1, 2))
+        return np.ascontiguousarray(image)
 
     def _preprocess(
         self,
@@ -276,6 +290,7 @@ class AesMambaImageProcessor(PilBackend):
         do_augment: Optional[bool] = False,
         train_size: Optional[SizeDict] = None,
         flip_probability: Optional[float] = 0.5,
+        rotate90_probability: Optional[float] = 0.0,
         generator: Optional[torch.Generator] = None,
         **kwargs: Any,
     ) -> BatchFeature:
@@ -284,7 +299,7 @@ class AesMambaImageProcessor(PilBackend):
             if do_augment:
                 image = self.resize(image=image, size=train_size, resample=resample)
                 image = self._augment(image, crop_size, 0.5 if flip_probability is None else flip_probability,
-                                      generator)
+                                      generator, rotate90_probability or 0.0)
             else:
                 if do_resize:
                     image = self.resize(image=image, size=size, resample=resample)

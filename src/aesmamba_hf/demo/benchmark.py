@@ -1,10 +1,13 @@
 """A small, deterministic *rated* aesthetics benchmark built from the bundled photographs.
 
-Every bundled photo (``demo/photos``, see its MANIFEST.json) is turned into several derived images by
-controlled, aesthetics-relevant edits of known strength (defocus blur, noise, JPEG artefacts, exposure,
-saturation, colour cast, off-centre crop, tilt). Simulated raters with PARA-style characters (art and
-photography experience, Big-Five scores, age, gender, education) then score every image; how much each
-edit matters to a rater depends on the rater's character, so personal taste is real, learnable signal:
+Every bundled photo (``demo/photos``, see its MANIFEST.json) is turned into many derived square images (a view
+of the photo, zoomed and placed at random) by controlled, aesthetics-relevant edits of known strength (defocus
+blur, noise, JPEG artefacts, exposure, saturation, colour cast, off-centre crop, tilt). Simulated raters with
+PARA-style characters (art and photography experience, Big-Five scores, age, gender, education) then score every
+image. Like real raters they never see the original: they judge softness, grain, blocking, brightness,
+colourfulness and tint as they show in the delivered pixels (:func:`perceived_factors`, so an unedited hazy
+photo looks soft and an unedited night scene dark), and are told the crop and tilt. How much each factor
+matters to a rater depends on the rater's character, so personal taste is real, learnable signal:
 
 - experienced photographers penalise blur, noise and JPEG artefacts far more than beginners;
 - high-openness raters prefer saturated images and like colour casts, photographers dislike casts;
@@ -42,7 +45,7 @@ from PIL import Image, ImageFilter
 from ..dataset_specs import PARA_ATTRIBUTES
 
 PHOTOS_DIR = Path(__file__).resolve().parent / "photos"
-BENCHMARK_FORMAT_VERSION = 1
+BENCHMARK_FORMAT_VERSION = 2  # 2: raters judge the delivered pixels (seen_* factors), square 128-px images
 
 # Scene categories of the bundled photos (PARA `semantic` column) and their AVA semantic tag ids.
 SEMANTIC_TAGS = {
@@ -95,12 +98,13 @@ class BenchmarkSize:
     crowd_pool: int  # virtual AVA voters
     votes_per_image: tuple[int, int]
     comments_per_image: tuple[int, int]
-    short_side: int = 256
+    short_side: int = 128  # the demo models' input size: edits are rated as they show at this size
+    square: bool = True  # centred square crop after the geometric edits (no resampling in the processor)
 
 
 SIZES = {
-    "default": BenchmarkSize(None, 40, 30, 0.7, 400, (60, 150), (2, 6)),
-    "quick": BenchmarkSize(12, 8, 16, 0.8, 120, (30, 60), (2, 4), short_side=160),
+    "default": BenchmarkSize(None, 240, 30, 0.7, 400, (60, 150), (2, 4)),
+    "quick": BenchmarkSize(12, 8, 16, 0.8, 120, (30, 60), (2, 4), short_side=64),
 }
 
 
@@ -153,6 +157,7 @@ class Edits:
     crop_offset: float = 0.0  # distance of the crop centre from the image centre, fraction of the maximum
     crop_direction_deg: float = 0.0
     tilt_deg: float = 0.0
+    window_pos: float = 0.5  # square benchmarks: where the square sits along the photo's long side (0..1)
 
     def factors(self) -> dict[str, float]:
         """Normalised factors: magnitudes in [0, 1]; exposure, saturation, tilt signed in [-1, 1]."""
@@ -192,10 +197,12 @@ def sample_edits(rng: np.random.Generator, clean: bool = False) -> Edits:
                            if on["saturation"] else 1.0),
         cast_strength=round(float(s["cast"]), 3) if on["cast"] else 0.0,
         cast_hue=hue if on["cast"] else "none",
-        crop_scale=round(crop_scale, 3) if on["crop"] else 1.0,
+        # Without an off-centre crop the frame is still zoomed a little (centred): more distinct views per photo.
+        crop_scale=round(crop_scale, 3) if on["crop"] else round(float(rng.uniform(0.7, 1.0)), 3),
         crop_offset=round(float(s["crop"]), 3) if on["crop"] else 0.0,
         crop_direction_deg=crop_dir if on["crop"] else 0.0,
         tilt_deg=round(MAX_TILT_DEG * s["tilt"] * sg["tilt"], 2) if on["tilt"] else 0.0,
+        window_pos=round(float(rng.uniform(0.0, 1.0)), 3),
     )
 
 
@@ -219,13 +226,22 @@ def _geometry(photo: Image.Image, edits: Edits) -> Image.Image:
     return photo
 
 
-def apply_edits(photo: Image.Image, edits: Edits, short_side: int, rng: np.random.Generator) -> Image.Image:
-    """Derive one image: geometry on the bundled photo, resize to ``short_side``, then the pixel edits in
-    the order a camera/editor would cause them (optics, exposure, colour, sensor noise, compression)."""
-    img = _geometry(photo.convert("RGB"), edits)
+def apply_edits(photo: Image.Image, edits: Edits, short_side: int, rng: np.random.Generator,
+                square: bool = False) -> Image.Image:
+    """Derive one image: geometry on the bundled photo (then its centred square with ``square``), resize to
+    ``short_side``, then the pixel edits in the order a camera/editor would cause them (optics, exposure, colour,
+    sensor noise, compression)."""
+    img = photo.convert("RGB")
+    if square:  # the square view first (at window_pos along the long side), then the geometric edits inside it
+        w, h = img.size
+        s = min(w, h)
+        left, top = round((w - s) * edits.window_pos), round((h - s) * edits.window_pos)
+        img = img.crop((left, top, left + s, top + s))
+    img = _geometry(img, edits)
     w, h = img.size
     k = short_side / min(w, h)
-    img = img.resize((max(1, round(w * k)), max(1, round(h * k))), Image.Resampling.LANCZOS)
+    size = (short_side, short_side) if square else (max(1, round(w * k)), max(1, round(h * k)))
+    img = img.resize(size, Image.Resampling.LANCZOS)
     if edits.blur_sigma > 0:
         img = img.filter(ImageFilter.GaussianBlur(edits.blur_sigma))
     x = np.asarray(img, dtype=np.float32) / 255.0
@@ -246,6 +262,73 @@ def apply_edits(photo: Image.Image, edits: Edits, short_side: int, rng: np.rando
         buf.seek(0)
         img = Image.open(buf).convert("RGB")
     return img
+
+
+def _conv3(x: np.ndarray, k: np.ndarray) -> np.ndarray:
+    h, w = x.shape
+    out = np.zeros((h - 2, w - 2), dtype=np.float32)
+    for i in range(3):
+        for j in range(3):
+            if k[i, j]:
+                out += k[i, j] * x[i:i + h - 2, j:j + w - 2]
+    return out
+
+
+_IMMERKAER = np.array([[1, -2, 1], [-2, 4, -2], [1, -2, 1]], dtype=np.float32)
+# Which factors the raters judge from the delivered pixels (the rest are geometric edits they are told about).
+SEEN_FACTORS = ("blur", "noise", "jpeg", "exposure", "saturation", "cast")
+
+
+def perceived_factors(image: Image.Image) -> dict[str, float]:
+    """What a rater *sees* in the delivered pixels, on the scale of :meth:`Edits.factors`.
+
+    A rater never sees the original photo, so softness, grain, blocking, brightness, colourfulness and tint are
+    judged absolutely: a hazy photo looks soft and a dark scene looks dark even unedited, and an edit that does
+    not show (noise on dense texture) is not penalised. Measured on the final JPEG-decoded pixels:
+
+    - blur: the mean gradient magnitude at half resolution (where grain has mostly averaged out), log, mapped so
+      that a crisp, detailed photo is 0 and a heavily defocused or featureless one 1;
+    - noise: Immerkaer's noise estimate on the flattest 30% of the image (grain shows on smooth areas);
+    - jpeg: 8-px block-border jumps over the other jumps (log ratio);
+    - exposure: mean luminance around mid-grey, signed; saturation: log2 of the mean opponent chroma of the
+      mid-tones around a typical photo's, signed; cast: the magnitude of the mid-tones' mean chroma (tint).
+    """
+    x = np.asarray(image.convert("RGB"), dtype=np.float32) / 255.0
+    r, g, b = (np.ascontiguousarray(x[..., c]) for c in range(3))
+    gray = 0.299 * r + 0.587 * g + 0.114 * b
+    h, w = gray.shape
+    half = gray[: h // 2 * 2, : w // 2 * 2].reshape(h // 2, 2, w // 2, 2).mean((1, 3))
+    mag = np.hypot(half[1:-1, 2:] - half[1:-1, :-2], half[2:, 1:-1] - half[:-2, 1:-1])
+    acuity = float(np.log(mag.mean() + 1e-3))
+    noise_map = np.abs(_conv3(gray, _IMMERKAER)) * math.sqrt(math.pi / 2) / 6
+    coarse = np.kron(np.pad(mag, 1, mode="edge"), np.ones((2, 2), dtype=np.float32))[1:, 1:]
+    coarse = coarse[: noise_map.shape[0], : noise_map.shape[1]]
+    noise_map = noise_map[: coarse.shape[0], : coarse.shape[1]]
+    noise = float(noise_map[coarse <= np.quantile(coarse, 0.3)].mean())
+    jumps = []
+    for axis in (1, 0):
+        d = np.abs(np.diff(gray, axis=axis)).mean(axis=1 - axis)
+        on_border = np.arange(d.shape[0]) % 8 == 7
+        jumps.append(math.log((d[on_border].mean() + 1e-4) / (d[~on_border].mean() + 1e-4)))
+    mid = (gray > 0.1) & (gray < 0.9)
+    rg, yb = (r - g)[mid], (0.5 * (r + g) - b)[mid]
+    chroma = float(np.hypot(rg, yb).mean()) if mid.any() else 0.0
+    tint = float(np.hypot(rg.mean(), yb.mean())) if mid.any() else 0.0
+    return {
+        "blur": float(np.clip((-1.8 - acuity) / 2.0, 0.0, 1.0)),
+        "noise": float(np.clip((noise - 0.004) / 0.06, 0.0, 1.0)),
+        "jpeg": float(np.clip((float(np.mean(jumps)) - 0.1) / 0.9, 0.0, 1.0)),
+        "exposure": float(np.clip((float(gray.mean()) - 0.45) / 0.3, -1.0, 1.0)),
+        "saturation": float(np.clip(math.log2((chroma + 1e-3) / 0.17) / 2.0, -1.0, 1.0)),
+        "cast": float(np.clip((tint - 0.05) / 0.35, 0.0, 1.0)),
+    }
+
+
+def seen_factors(image: Image.Image, edits: Edits) -> dict[str, float]:
+    """The rater model's inputs: :func:`perceived_factors` of the pixels, the crop and tilt edits as made."""
+    out = perceived_factors(image)
+    edit = edits.factors()
+    return {k: out[k] if k in out else edit[k] for k in FACTOR_NAMES}
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -356,11 +439,15 @@ def attribute_latents(img: ImageTable, t: dict[str, np.ndarray]) -> dict[str, np
     light = base["light_base"] - g["exposure_sens"] * exposure_err ** 2 - 0.25 * f["noise"]
     color = (base["color_base"] - g["saturation_sens"] * (f["saturation"] - g["saturation_pref"]) ** 2
              + g["cast_like"] * f["cast"] - 0.35 * np.abs(f["exposure"]))
-    composition = base["composition_base"] + g["crop_like"] * f["crop"] - g["tilt_sens"] * np.abs(f["tilt"])
+    # A soft or badly exposed frame also loses the lines and shapes that carry its composition.
+    composition = (base["composition_base"] + g["crop_like"] * f["crop"] - g["tilt_sens"] * np.abs(f["tilt"])
+                   - 0.35 * f["blur"] - 0.2 * np.abs(f["exposure"]))
     quality = 0.15 + technical - 0.35 * np.abs(f["exposure"]) - 0.15 * f["cast"]
     dof = base["dof_base"] - 1.2 * g["blur_sens"] * f["blur"]
-    content = base["content_base"] + 0.55 * sem_pref - 0.2 * f["blur"]
-    content_pref = 0.5 * base["content_base"] + 1.0 * sem_pref
+    # A subject reads worse when it is soft, badly exposed or grainy (content and preference follow quality).
+    visibility = 0.9 * f["blur"] + 0.7 * np.abs(f["exposure"]) + 0.5 * f["noise"]
+    content = base["content_base"] + 0.55 * sem_pref - visibility
+    content_pref = 0.5 * base["content_base"] + 1.0 * sem_pref - 0.8 * visibility
     tw = g["technical_weight"]
     aesthetic = (tw * (quality + dof) * 0.7 + 0.2 * composition + 0.2 * color + 0.2 * light
                  + (0.55 - 0.3 * tw) * content + 0.25 * content_pref)
@@ -428,6 +515,9 @@ _SCENE_PHRASES = {
 }
 _GENERIC = {1: ["nice shot", "well done", "I like it", "beautiful"], -1: ["not for me", "meh", "needs work",
                                                                           "boring"]}
+# The commenter's overall verdict, graded by their own 1-10 vote (as most AVA comments open with one).
+_VERDICTS = ((8, ["stunning shot", "outstanding work", "superb image"]), (6, _GENERIC[1]),
+             (4, ["okay but not special", "average", "not bad"]), (0, ["poor shot", "weak image", "not good"]))
 COMMENT_KEYWORDS = {  # words a comment uses when it mentions a factor (for tests and analysis)
     "blur": ("blurry", "focus", "not sharp"), "noise": ("noise", "noisy", "grain"),
     "jpeg": ("compress", "jpeg", "blocky"), "exposure": ("exposed", "bright", "dark", "light", "highlights"),
@@ -440,7 +530,8 @@ COMMENT_KEYWORDS = {  # words a comment uses when it mentions a factor (for test
 def _comment(rng: np.random.Generator, f: dict[str, float], hue: str, semantic: str, sens: dict[str, float],
              score10: float, sky: bool) -> str:
     """One commenter's remark: the factors they noticed (probability grows with strength x sensitivity),
-    the tone they take on taste-dependent edits, a rare spurious remark, and a generic verdict."""
+    the tone they take on taste-dependent edits, a rare spurious remark, opened by a verdict graded by their own
+    vote (so a few comments say something about the score that the pixels do not: photo appeal, taste)."""
     notes: list[str] = []
 
     def notice(strength: float, sensitivity: float) -> bool:
@@ -462,7 +553,7 @@ def _comment(rng: np.random.Generator, f: dict[str, float], hue: str, semantic: 
     if f["cast"] and notice(f["cast"], 0.5):
         tone = 1 if sens["cast_like"] > 0 else -1
         phrase = pick(("cast", tone))
-        if rng.random() < 0.5:
+        if hue in _CAST_WORDS and rng.random() < 0.5:  # a named tint only for an edited cast
             phrase = f"{'lovely' if tone > 0 else 'too'} {_CAST_WORDS[hue]} tones"
         notes.append(phrase)
     if f["crop"] and notice(f["crop"], abs(sens["crop_like"]) / 2):
@@ -478,9 +569,8 @@ def _comment(rng: np.random.Generator, f: dict[str, float], hue: str, semantic: 
     if rng.random() < 0.5:
         opts = _SCENE_PHRASES[semantic] if tone > 0 else _GENERIC[-1]
         notes.append(opts[int(rng.integers(len(opts)))])
-    if not notes or rng.random() < 0.3:
-        notes.append(_GENERIC[tone][int(rng.integers(len(_GENERIC[tone])))])
-    text = ", ".join(notes[:4])
+    verdicts = next(opts for floor, opts in _VERDICTS if score10 >= floor)
+    text = ", ".join([verdicts[int(rng.integers(len(verdicts)))], *notes[:3]])
     return text[0].upper() + text[1:] + ("!" if tone > 0 and rng.random() < 0.3 else ".")
 
 
@@ -520,8 +610,8 @@ def _link_or_copy(src: Path, dst: Path) -> None:
 _README = """# AesMamba demo benchmark (generated)
 
 Generated by `aesmamba_hf.demo.benchmark.generate_benchmark` (format {version}) with seed {seed}, size
-`{size}`: {num_photos} bundled photographs x {variants} variants = {num_images} images (short side
-{short_side} px), {num_users} simulated PARA raters, AVA vote histograms from a crowd of {crowd} virtual
+`{size}`: {num_photos} bundled photographs x {variants} variants = {num_images} images ({short_side} px
+squares), {num_users} simulated PARA raters, AVA vote histograms from a crowd of {crowd} virtual
 voters. Same seed => identical files. The photos and their licences: `aesmamba_hf/demo/photos/MANIFEST.json`.
 
 Splits are disjoint by **source photo** ({split_counts}); `splits.csv` lists image -> photo -> split.
@@ -550,8 +640,11 @@ Splits are disjoint by **source photo** ({split_counts}); `splits.csv` lists ima
   repr of short comments that mention what a commenter noticed (noisy: misses and rare spurious remarks).
 
 ## How the simulated raters behave
-Scores are generated from the edit strengths, a hidden appeal per source photo and each rater's
-character (the traits in PARA-UserInfo.csv, i.e. what the SMP prompt says): photographers penalise
+Raters judge what they see: softness (mean gradient at half resolution), grain (noise on the flattest
+areas), JPEG blocking, brightness, colourfulness and tint are measured on the delivered pixels
+(`perceived_factors`; the `seen_*` columns of `factors.csv`), so an unedited soft or dark photo counts as
+soft or dark; crop and tilt are the edits as made. Scores are generated from these factors, a small hidden
+appeal per source photo and each rater's character (the traits in PARA-UserInfo.csv, i.e. what the SMP prompt says): photographers penalise
 blur, noise and JPEG artefacts far more than beginners; high openness likes saturation and colour casts,
 photographers dislike casts; art experience likes off-centre framing, conscientious beginners prefer it
 centred; extraverts prefer brighter and neurotic raters darker exposures; tilt bothers artists and
@@ -561,9 +654,9 @@ dof <- blur, content/contentPreference <- scene preference; aesthetic mixes them
 depend on experience. Rating noise: N(0, 0.3) before rounding.
 
 ## Ground truth
-- `factors.csv`: per image the raw edit parameters and the normalised factors `f_blur, f_noise, f_jpeg`
-  (0..1), `f_exposure, f_saturation, f_tilt` (-1..1), `f_cast, f_crop` (0..1), plus the hidden per-photo
-  bases. Meant for analysis; a fair baseline uses pixels only (`aesmamba_hf.demo.baseline`).
+- `factors.csv`: per image the raw edit parameters and the normalised edit strengths `f_blur, f_noise,
+  f_jpeg` (0..1), `f_exposure, f_saturation, f_tilt` (-1..1), `f_cast, f_crop` (0..1); what the raters
+  judged, `seen_*` on the same scales; and the hidden per-photo bases. Meant for analysis; a fair baseline uses pixels only (`aesmamba_hf.demo.baseline`).
 - `user_taste.csv`: the hidden per-user taste parameters derived from each character (+ idiosyncrasy).
 - `benchmark_manifest.json`: parameters, counts and the sha256 of every written file.
 """
@@ -596,8 +689,8 @@ def generate_benchmark(
 ) -> BenchmarkPaths:
     """Generate the demo benchmark under ``out_dir`` (see the module docstring and the written README).
 
-    ``size`` picks defaults from :data:`SIZES` (``"default"``: all photos x 40 variants, 30 users;
-    ``"quick"``: 12 photos x 8 variants at 160 px, 16 users); ``num_users``, ``variants_per_photo`` and
+    ``size`` picks defaults from :data:`SIZES` (``"default"``: all photos x 240 variants at 128 px, 30 users;
+    ``"quick"``: 12 photos x 8 variants at 64 px, 16 users); ``num_users``, ``variants_per_photo`` and
     ``num_photos`` override them. A folder that already holds a generated benchmark is replaced; any
     other non-empty folder needs ``overwrite=True``.
     """
@@ -638,9 +731,10 @@ def generate_benchmark(
     bases = []
     for e in chosen:
         r = _rng(seed, 2, _photo_key(e["file"]))
-        bases.append({"content_base": r.normal(0.15, 0.45), "dof_base": r.normal(0.1, 0.3),
-                      "light_base": r.normal(0.05, 0.3), "composition_base": r.normal(0.1, 0.3),
-                      "color_base": r.normal(0.05, 0.3)})
+        # Small next to the seen factors: what raters react to is mostly visible in the pixels.
+        bases.append({"content_base": r.normal(0.15, 0.15), "dof_base": r.normal(0.1, 0.1),
+                      "light_base": r.normal(0.05, 0.1), "composition_base": r.normal(0.1, 0.1),
+                      "color_base": r.normal(0.05, 0.1)})
 
     # --- render derived images ------------------------------------------------------------------------
     records = []
@@ -659,14 +753,16 @@ def generate_benchmark(
         session = f"session{p_idx + 1:02d}"
         for v in range(n_var):
             edits = sample_edits(edit_rng, clean=(v == 0))
-            img = apply_edits(photo, edits, cfg.short_side, _rng(seed, 4, key, v))
+            img = apply_edits(photo, edits, cfg.short_side, _rng(seed, 4, key, v), square=cfg.square)
             image_id += 1
             name = f"{stem}_v{v:02d}.jpg"
             tmp = render / f"{image_id}.jpg"
             img.save(tmp, "JPEG", quality=FINAL_JPEG_QUALITY)
+            with Image.open(tmp) as delivered:  # raters judge the pixels as delivered
+                seen = seen_factors(delivered, edits)
             records.append({"imageName": name, "sessionId": session, "image_id": str(image_id),
                             "source_photo": e["file"], "photo_index": p_idx + 1, "semantic": e["semantic"],
-                            "split": photo_split[p_idx], "variant": v, "edits": edits,
+                            "split": photo_split[p_idx], "variant": v, "edits": edits, "seen": seen,
                             "size": img.size, **bases[p_idx]})
     for r in records:
         _link_or_copy(render / f"{r['image_id']}.jpg", para / "imgs" / r["sessionId"] / r["imageName"])
@@ -675,7 +771,7 @@ def generate_benchmark(
 
     n_img = len(records)
     table = ImageTable(
-        f={k: np.array([r["edits"].factors()[k] for r in records]) for k in FACTOR_NAMES},
+        f={k: np.array([r["seen"][k] for r in records]) for k in FACTOR_NAMES},
         semantic=[r["semantic"] for r in records],
         **{k: np.array([r[k] for r in records]) for k in ("content_base", "dof_base", "light_base",
                                                            "composition_base", "color_base")},
@@ -741,7 +837,7 @@ def generate_benchmark(
         r["votes"] = counts
         ava_lines.append(" ".join(str(x) for x in [i + 1, r["image_id"], *counts.tolist(),
                                                    SEMANTIC_TAGS[r["semantic"]], 0, r["photo_index"]]))
-        fac = r["edits"].factors()
+        fac = r["seen"]
         comments = []
         for c in voters[: int(comment_rng.integers(lo_c, hi_c + 1))]:
             sens = {k: float(v[c]) for k, v in crowd_taste.items()}
@@ -768,10 +864,12 @@ def generate_benchmark(
             [r["imageName"], r["sessionId"], r["image_id"], r["source_photo"], r["semantic"], r["split"],
              r["variant"], r["size"][0], r["size"][1]]
             + [ed[k] if isinstance(ed[k], str) else _fmt(float(ed[k])) for k in edit_fields]
-            + [_fmt(fac[k]) for k in FACTOR_NAMES] + [_fmt(r[k]) for k in base_fields])
+            + [_fmt(fac[k]) for k in FACTOR_NAMES] + [_fmt(r["seen"][k]) for k in FACTOR_NAMES]
+            + [_fmt(r[k]) for k in base_fields])
     _write_csv(out / "factors.csv",
                ["imageName", "sessionId", "image_id", "source_photo", "semantic", "split", "variant", "width",
-                "height", *edit_fields, *[f"f_{k}" for k in FACTOR_NAMES], *[f"photo_{k}" for k in base_fields]],
+                "height", *edit_fields, *[f"f_{k}" for k in FACTOR_NAMES], *[f"seen_{k}" for k in FACTOR_NAMES],
+                *[f"photo_{k}" for k in base_fields]],
                factor_rows)
     _write_csv(out / "splits.csv", ["imageName", "sessionId", "image_id", "source_photo", "split"],
                [[r["imageName"], r["sessionId"], r["image_id"], r["source_photo"], r["split"]] for r in records])
@@ -840,12 +938,12 @@ def _difficulty(latent: np.ndarray, t: dict[str, np.ndarray], rng: np.random.Gen
     return np.where(d > 0.45, 1, np.where(d < -0.1, -1, 0))
 
 
-def edit_only_expectations(root: str | os.PathLike) -> dict:
-    """Noise-free expected scores of a generated benchmark computed from the *edits alone*: the raters'
-    (and the AVA crowd's) true taste model applied to the ground-truth edit strengths and scene category, with
-    the hidden per-photo appeal set to zero. This is what a perfect model that sees the edits but cannot know
-    a new photo's hidden appeal would predict, so its correlation with the ratings of held-out photos is a
-    ceiling for pixels-only models (used by the demo report).
+def expected_scores(root: str | os.PathLike) -> dict:
+    """Noise-free expected scores of a generated benchmark: the raters' (and the AVA crowd's) true taste model
+    applied to what they judge (``seen_*`` in ``factors.csv``: the factors seen in the pixels, the crop and tilt)
+    and the scene category, with the hidden per-photo appeal set to zero. This is what a perfect model of the
+    pixels that cannot know a new photo's hidden appeal would predict, so its correlation with the ratings of
+    held-out photos is a ceiling for pixels-only models (used by the demo report).
 
     Returns ``{"image_ids", "image_names", "splits", "ava" (N,), "giaa" {attr: (N,)}, "user_ids",
     "piaa" {attr: (N, U)}}`` in ``factors.csv`` order; ``giaa`` averages over all the benchmark's raters.
@@ -857,7 +955,7 @@ def edit_only_expectations(root: str | os.PathLike) -> dict:
         rows = list(csv.DictReader(f))
     n = len(rows)
     table = ImageTable(
-        f={k: np.array([float(r[f"f_{k}"]) for r in rows]) for k in FACTOR_NAMES},
+        f={k: np.array([float(r[f"seen_{k}"]) for r in rows]) for k in FACTOR_NAMES},
         semantic=[r["semantic"] for r in rows],
         **{k: np.zeros(n) for k in ("content_base", "dof_base", "light_base", "composition_base", "color_base")},
     )
