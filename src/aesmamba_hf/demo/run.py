@@ -131,10 +131,10 @@ class DemoConfig:
     f_stage: TrainStage = field(default_factory=lambda: TrainStage(epochs=5, learning_rate=3e-3))
     v_stage: TrainStage = field(default_factory=lambda: TrainStage(epochs=3, learning_rate=2e-3))
     m_stage: TrainStage = field(default_factory=lambda: TrainStage(epochs=3, learning_rate=2e-3))
-    p_stage: TrainStage = field(default_factory=lambda: TrainStage(max_steps=150, learning_rate=5e-4))
+    p_stage: TrainStage = field(default_factory=lambda: TrainStage(max_steps=100, learning_rate=5e-4))
     p_validation_rows: int = 480
-    p_test_rows_per_user: Optional[int] = 60
-    piaa_users: int = 4
+    p_test_rows_per_user: Optional[int] = 40
+    piaa_users: int = 3
     piaa_repeats: int = 1
     piaa_shots: list[int] = field(default_factory=lambda: [10, 100])
     piaa_epochs: int = 3
