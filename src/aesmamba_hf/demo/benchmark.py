@@ -43,6 +43,7 @@ import numpy as np
 from PIL import Image, ImageFilter
 
 from ..dataset_specs import PARA_ATTRIBUTES
+from .baseline import _IMMERKAER, _conv3
 
 PHOTOS_DIR = Path(__file__).resolve().parent / "photos"
 BENCHMARK_FORMAT_VERSION = 2  # 2: raters judge the delivered pixels (seen_* factors), square 128-px images
@@ -99,7 +100,7 @@ class BenchmarkSize:
     votes_per_image: tuple[int, int]
     comments_per_image: tuple[int, int]
     short_side: int = 128  # the demo models' input size: edits are rated as they show at this size
-    square: bool = True  # centred square crop after the geometric edits (no resampling in the processor)
+    square: bool = True  # square views (at Edits.window_pos), so the processor never resamples them
 
 
 SIZES = {
@@ -228,8 +229,8 @@ def _geometry(photo: Image.Image, edits: Edits) -> Image.Image:
 
 def apply_edits(photo: Image.Image, edits: Edits, short_side: int, rng: np.random.Generator,
                 square: bool = False) -> Image.Image:
-    """Derive one image: geometry on the bundled photo (then its centred square with ``square``), resize to
-    ``short_side``, then the pixel edits in the order a camera/editor would cause them (optics, exposure, colour,
+    """Derive one image: with ``square``, first a square view of the photo at ``edits.window_pos`` (and a
+    ``short_side`` square output); the geometric edits; resize to ``short_side``; then the pixel edits in the order a camera/editor would cause them (optics, exposure, colour,
     sensor noise, compression)."""
     img = photo.convert("RGB")
     if square:  # the square view first (at window_pos along the long side), then the geometric edits inside it
@@ -264,17 +265,6 @@ def apply_edits(photo: Image.Image, edits: Edits, short_side: int, rng: np.rando
     return img
 
 
-def _conv3(x: np.ndarray, k: np.ndarray) -> np.ndarray:
-    h, w = x.shape
-    out = np.zeros((h - 2, w - 2), dtype=np.float32)
-    for i in range(3):
-        for j in range(3):
-            if k[i, j]:
-                out += k[i, j] * x[i:i + h - 2, j:j + w - 2]
-    return out
-
-
-_IMMERKAER = np.array([[1, -2, 1], [-2, 4, -2], [1, -2, 1]], dtype=np.float32)
 # Which factors the raters judge from the delivered pixels (the rest are geometric edits they are told about).
 SEEN_FACTORS = ("blur", "noise", "jpeg", "exposure", "saturation", "cast")
 
@@ -644,13 +634,14 @@ Raters judge what they see: softness (mean gradient at half resolution), grain (
 areas), JPEG blocking, brightness, colourfulness and tint are measured on the delivered pixels
 (`perceived_factors`; the `seen_*` columns of `factors.csv`), so an unedited soft or dark photo counts as
 soft or dark; crop and tilt are the edits as made. Scores are generated from these factors, a small hidden
-appeal per source photo and each rater's character (the traits in PARA-UserInfo.csv, i.e. what the SMP prompt says): photographers penalise
-blur, noise and JPEG artefacts far more than beginners; high openness likes saturation and colour casts,
+appeal per source photo and each rater's character (the traits in PARA-UserInfo.csv, i.e. what the SMP
+prompt says): photographers penalise blur, noise and JPEG artefacts far more than beginners; high openness likes saturation and colour casts,
 photographers dislike casts; art experience likes off-centre framing, conscientious beginners prefer it
 centred; extraverts prefer brighter and neurotic raters darker exposures; tilt bothers artists and
 conscientious raters; scene preferences follow the Big-Five; agreeable raters are lenient, experts
-harsh. quality <- blur/noise/JPEG, color <- saturation/cast, light <- exposure, composition <- crop/tilt,
-dof <- blur, content/contentPreference <- scene preference; aesthetic mixes them with weights that
+harsh. quality <- blur/noise/JPEG, color <- saturation/cast, light <- exposure, composition <- crop/tilt
+(and softness/exposure), dof <- blur, content/contentPreference <- scene preference (and softness, exposure,
+grain); aesthetic mixes them with weights that
 depend on experience. Rating noise: N(0, 0.3) before rounding.
 
 ## Ground truth

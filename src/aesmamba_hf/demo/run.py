@@ -104,8 +104,10 @@ class DemoConfig:
     ``image_size`` px images (training: resize to ``train_resize`` → random flip → random ``crop_size`` crop →
     a random quarter turn with ``rotate90_probability``: the benchmark's raters judge orientation-free factors),
     MBA heads of ``head_hidden_size``, a reduced fusion block, the MiniLM text encoder of M/P frozen except its
-    top ``text_trainable_layers`` layers, M's comments cut at ``comment_max_tokens`` tokens. Stages: :class:`TrainStage` per model; ``p_validation_rows`` caps
-    the validation rows of P/P0. PIAA: ``piaa_*``. ``pipeline_images``: sample photos scored at the end.
+    top ``text_trainable_layers`` layers, M's comments cut at ``comment_max_tokens`` tokens. Stages:
+    :class:`TrainStage` per model (the final weights are kept unless ``select_best_checkpoint``);
+    ``p_validation_rows`` caps the validation rows of P/P0. PIAA: ``piaa_*``. ``pipeline_images``: sample photos
+    scored at the end.
     """
 
     size: str = "default"
