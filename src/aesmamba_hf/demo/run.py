@@ -508,8 +508,8 @@ def evaluate_stage(name: str, model: Any, processor: Any, dataset: Any, dataset_
     }
     if photos is not None and users is None:
         of = [photos[i] for i in predictions.image_ids]
-        summary["within_photo_srcc"] = {h: within_photo_srcc(predictions.scores[:, j], predictions.targets[:, j], of)
-                                        for j, h in enumerate(model.config.head_names)}
+        per_head = _within_photo_per_head(predictions.scores, predictions.targets, of)
+        summary["within_photo_srcc"] = dict(zip(model.config.head_names, per_head))
         summary["within_photo_mean_srcc"] = _nanmean(list(summary["within_photo_srcc"].values()))
     if users is not None:  # per-user correlations (the PIAA view): each user's ranking of the test images
         groups = [users[s] for s in predictions.sources]
@@ -560,6 +560,11 @@ def _nanmean(values: Sequence[float]) -> float:
     return float(np.mean(finite)) if finite else float("nan")
 
 
+def _within_photo_per_head(pred: np.ndarray, true: np.ndarray, photos: Sequence[str]) -> list[float]:
+    """:func:`within_photo_srcc` of every column of ``pred``/``true`` (N, K)."""
+    return [within_photo_srcc(pred[:, j], true[:, j], photos) for j in range(true.shape[1])]
+
+
 def _srcc(a: np.ndarray, b: np.ndarray) -> float:
     from ..metrics import srcc
 
@@ -602,8 +607,7 @@ def baseline_stage(data: DemoData, out: Path, progress: _Progress,
                                  "alpha": model.alpha, "train_rows": len(train), "test_rows": len(test)}
         if photos is not None and task != "P":
             of = [photos[i] for i in test["image_id"]]
-            entry["within_photo_mean_srcc"] = _nanmean([within_photo_srcc(pred[:, j], y_test[:, j], of)
-                                                        for j in range(len(names))])
+            entry["within_photo_mean_srcc"] = _nanmean(_within_photo_per_head(pred, y_test, of))
         if task == "P":
             users = np.asarray(test["user_id"])
             per_user = {n: float(np.nanmean([_srcc(pred[users == u, j], y_test[users == u, j])
@@ -616,10 +620,10 @@ def baseline_stage(data: DemoData, out: Path, progress: _Progress,
     return results
 
 
-def ceiling_stage(bench_root: Path, data: DemoData) -> dict[str, Any]:
+def ceiling_stage(bench_root: Path, data: DemoData, photos: dict[str, str]) -> dict[str, Any]:
     """SRCC on the test rows of the benchmark's taste-model expectation (see
     :func:`~aesmamba_hf.demo.benchmark.expected_scores`): the best a pixels-only model can do without
-    knowing each held-out photo's hidden appeal."""
+    knowing each held-out photo's hidden appeal. ``photos``: :func:`source_photos` of the benchmark."""
     from .benchmark import expected_scores
 
     exp = expected_scores(bench_root)
@@ -630,16 +634,15 @@ def ceiling_stage(bench_root: Path, data: DemoData) -> dict[str, Any]:
     v_test = data.splits["V"]["test"]
     idx = [by_id[i] for i in v_test["image_id"]]
     y = _targets(v_test, list(range(1, 11)))[:, 0]
-    photos = source_photos(bench_root)
     out["V"] = {"srcc": {"aesthetic": _srcc(exp["ava"][idx], y)},
                 "within_photo_mean_srcc": within_photo_srcc(exp["ava"][idx], y, [photos[i] for i in v_test["image_id"]])}
     f_test = data.splits["F"]["test"]
     idx = [by_para[i] for i in f_test["image_id"]]
     y = _targets(f_test)
-    of = [photos[i] for i in f_test["image_id"]]
-    out["F"] = {"srcc": {a: _srcc(exp["giaa"][a][idx], y[:, j]) for j, a in enumerate(PARA_ATTRIBUTE_NAMES)},
-                "within_photo_mean_srcc": _nanmean([within_photo_srcc(exp["giaa"][a][idx], y[:, j], of)
-                                                    for j, a in enumerate(PARA_ATTRIBUTE_NAMES)])}
+    expected = np.stack([exp["giaa"][a][idx] for a in PARA_ATTRIBUTE_NAMES], axis=1)
+    out["F"] = {"srcc": {a: _srcc(expected[:, j], y[:, j]) for j, a in enumerate(PARA_ATTRIBUTE_NAMES)},
+                "within_photo_mean_srcc": _nanmean(_within_photo_per_head(
+                    expected, y, [photos[i] for i in f_test["image_id"]]))}
     p_test = data.splits["P"]["test"]
     rows = np.array([by_para[i] for i in p_test["image_id"]])
     users = np.asarray(p_test["user_id"])
@@ -955,7 +958,7 @@ def _run(out: Path, config: DemoConfig, preset: str, overwrite: bool,
             report["baseline"] = baseline_stage(data, staging / "baseline", progress, photos)
 
         with progress.stage("ceiling", "taste-model ceiling of the held-out ratings"):
-            report["ceiling"] = ceiling_stage(staging / "benchmark", data)
+            report["ceiling"] = ceiling_stage(staging / "benchmark", data, photos)
             progress("SRCC of the true taste model on what the raters judged (hidden photo appeal unknown): "
                      + ", ".join(f"{k} {v['mean_srcc']:.4f}" for k, v in report["ceiling"].items()))
 
