@@ -215,14 +215,13 @@ def test_factor_table_matches_edits(quick, factors):
             for col in (f"f_{k}", f"seen_{k}"):
                 v = float(r[col])
                 assert (-1.0 <= v <= 1.0) if k in ("exposure", "saturation", "tilt") else (0.0 <= v <= 1.0)
-            if k not in bm.SEEN_FACTORS:  # told, not seen: the edit as made
-                assert r[f"seen_{k}"] == r[f"f_{k}"]
     # the seen factors are what perceived_factors measures on the delivered file
     for r in list(factors.values())[:10]:
         with Image.open(quick.para_root / "imgs" / r["sessionId"] / r["imageName"]) as im:
             assert im.size == (64, 64)
             seen = bm.perceived_factors(im)
-        for k in bm.SEEN_FACTORS:
+            seen["tilt"] = float(r["f_tilt"]) * bm.line_visibility(im)
+        for k in FACTORS:
             assert abs(float(r[f"seen_{k}"]) - seen[k]) < 1e-3, (r["imageName"], k)
 
 
@@ -242,6 +241,25 @@ def test_perceived_factors_follow_the_edits():
     assert seen(saturation_factor=2.0)["saturation"] > clean["saturation"] + 0.3
     assert seen(saturation_factor=0.5)["saturation"] < clean["saturation"] - 0.3
     assert seen(cast_strength=1.0, cast_hue="cool")["cast"] > clean["cast"] + 0.2
+    # framing as it shows: an off-centre crop moves the visual weight off-centre; a tilt shows on a line-dominated
+    # frame (hills against the sky) and hides in fur
+    with Image.open(bm.PHOTOS_DIR / "lxqt_green_hills.jpg") as im:
+        hills = im.convert("RGB")
+
+    def view(photo: Image.Image, edits: bm.Edits) -> Image.Image:
+        return bm.apply_edits(photo, edits, 128, np.random.default_rng(0), square=True)
+
+    straight = bm.perceived_factors(view(hills, bm.Edits()))
+    cropped = bm.perceived_factors(view(hills, bm.Edits(crop_scale=0.65, crop_offset=1.0, crop_direction_deg=270.0)))
+    assert cropped["crop"] > straight["crop"] + 0.3
+    with Image.open(bm.PHOTOS_DIR / "chelsea_cat.jpg") as im:
+        cat = im.convert("RGB")
+    for deg in (-8.0, 8.0):
+        edits = bm.Edits(tilt_deg=deg)
+        on_hills, on_cat = bm.seen_factors(view(hills, edits), edits), bm.seen_factors(view(cat, edits), edits)
+        assert np.sign(on_hills["tilt"]) == np.sign(deg) and abs(on_hills["tilt"]) > 0.6
+        assert abs(on_cat["tilt"]) < 0.1
+    assert bm.seen_factors(view(hills, bm.Edits()), bm.Edits())["tilt"] == 0.0  # level stays level
     # judged absolutely: an unedited photo can look soft or dark (no reference is needed)
     with Image.open(bm.PHOTOS_DIR / "lxqt_fog_hills.jpg") as im:
         fog = bm.perceived_factors(bm.apply_edits(im, bm.Edits(), 128, np.random.default_rng(0), square=True))
@@ -380,7 +398,7 @@ def test_comments_mention_the_edits(quick, factors):
                     strong_hits, strong_n = strong_hits + hit, strong_n + 1
                 elif v == 0:
                     absent_hits, absent_n = absent_hits + hit, absent_n + 1
-    assert strong_n > 30 and absent_n > 150
+    assert strong_n > 30 and absent_n > 80
     assert strong_hits / strong_n > 0.6  # informative ...
     assert absent_hits / absent_n < 0.1  # ... but not a perfect readout (misses, rare spurious remarks)
     assert absent_hits > 0

@@ -6,7 +6,9 @@ blur, noise, JPEG artefacts, exposure, saturation, colour cast, off-centre crop,
 PARA-style characters (art and photography experience, Big-Five scores, age, gender, education) then score every
 image. Like real raters they never see the original: they judge softness, grain, blocking, brightness,
 colourfulness and tint as they show in the delivered pixels (:func:`perceived_factors`, so an unedited hazy
-photo looks soft and an unedited night scene dark), and are told the crop and tilt. How much each factor
+photo looks soft and an unedited night scene dark), the framing by where the detail sits (an off-centre crop
+counts as far as it moves it) and a tilt as far as the frame's lines show it (a tilted horizon, not a tilted
+meadow). How much each factor
 matters to a rater depends on the rater's character, so personal taste is real, learnable signal:
 
 - experienced photographers penalise blur, noise and JPEG artefacts far more than beginners;
@@ -104,7 +106,8 @@ class BenchmarkSize:
 
 
 SIZES = {
-    "default": BenchmarkSize(None, 240, 30, 0.7, 400, (60, 150), (2, 4)),
+    # 3-7 comments per image: AVA-Captions has ~5 per image (Ghosal et al. 2019, ~230k images)
+    "default": BenchmarkSize(None, 240, 30, 0.7, 400, (60, 150), (3, 7)),
     "quick": BenchmarkSize(12, 8, 16, 0.8, 120, (30, 60), (2, 4), short_side=64),
 }
 
@@ -265,8 +268,11 @@ def apply_edits(photo: Image.Image, edits: Edits, short_side: int, rng: np.rando
     return img
 
 
-# Which factors the raters judge from the delivered pixels (the rest are geometric edits they are told about).
-SEEN_FACTORS = ("blur", "noise", "jpeg", "exposure", "saturation", "cast")
+def _half_res_gradients(gray: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Central differences of the 2x2-averaged image (where grain has mostly averaged out)."""
+    h, w = gray.shape
+    half = gray[: h // 2 * 2, : w // 2 * 2].reshape(h // 2, 2, w // 2, 2).mean((1, 3))
+    return half[1:-1, 2:] - half[1:-1, :-2], half[2:, 1:-1] - half[:-2, 1:-1]
 
 
 def perceived_factors(image: Image.Image) -> dict[str, float]:
@@ -281,15 +287,22 @@ def perceived_factors(image: Image.Image) -> dict[str, float]:
     - noise: Immerkaer's noise estimate on the flattest 30% of the image (grain shows on smooth areas);
     - jpeg: 8-px block-border jumps over the other jumps (log ratio);
     - exposure: mean luminance around mid-grey, signed; saturation: log2 of the mean opponent chroma of the
-      mid-tones around a typical photo's, signed; cast: the magnitude of the mid-tones' mean chroma (tint).
+      mid-tones around a typical photo's, signed; cast: the magnitude of the mid-tones' mean chroma (tint);
+    - crop (visual balance): the distance of the gradient-energy centroid from the frame centre, so an off-centre
+      crop counts as far as it moves the detail, and a photo whose subject sits off-centre counts unedited.
+
+    The tilt is judged by :func:`seen_factors` (it needs to know what is level).
     """
     x = np.asarray(image.convert("RGB"), dtype=np.float32) / 255.0
     r, g, b = (np.ascontiguousarray(x[..., c]) for c in range(3))
     gray = 0.299 * r + 0.587 * g + 0.114 * b
-    h, w = gray.shape
-    half = gray[: h // 2 * 2, : w // 2 * 2].reshape(h // 2, 2, w // 2, 2).mean((1, 3))
-    mag = np.hypot(half[1:-1, 2:] - half[1:-1, :-2], half[2:, 1:-1] - half[:-2, 1:-1])
+    gx, gy = _half_res_gradients(gray)
+    mag = np.hypot(gx, gy)
     acuity = float(np.log(mag.mean() + 1e-3))
+    # Visual weight: where the detail sits, as the distance of the gradient centroid from the frame centre.
+    weight = mag / (mag.sum() + 1e-12)
+    off_x = float(weight.sum(0) @ np.linspace(-0.5, 0.5, weight.shape[1]))
+    off_y = float(weight.sum(1) @ np.linspace(-0.5, 0.5, weight.shape[0]))
     noise_map = np.abs(_conv3(gray, _IMMERKAER)) * math.sqrt(math.pi / 2) / 6
     coarse = np.kron(np.pad(mag, 1, mode="edge"), np.ones((2, 2), dtype=np.float32))[1:, 1:]
     coarse = coarse[: noise_map.shape[0], : noise_map.shape[1]]
@@ -311,14 +324,25 @@ def perceived_factors(image: Image.Image) -> dict[str, float]:
         "exposure": float(np.clip((float(gray.mean()) - 0.45) / 0.3, -1.0, 1.0)),
         "saturation": float(np.clip(math.log2((chroma + 1e-3) / 0.17) / 2.0, -1.0, 1.0)),
         "cast": float(np.clip((tint - 0.05) / 0.35, 0.0, 1.0)),
+        "crop": float(np.clip(math.hypot(off_x, off_y) / 0.25, 0.0, 1.0)),
     }
 
 
+def line_visibility(image: Image.Image) -> float:
+    """How much a tilt shows in this frame, in [0, 1]: the coherence of its dominant edge direction (the
+    magnitude of the energy-weighted mean of exp(4i*theta), unchanged by rotation) at half resolution, so a
+    horizon, a building or a mast make a tilt obvious and grass, fur or clouds hide it."""
+    gx, gy = _half_res_gradients(np.asarray(image.convert("L"), dtype=np.float32) / 255.0)
+    energy = gx * gx + gy * gy
+    coherence = abs(complex((energy * np.exp(4j * np.arctan2(gy, gx))).sum() / (energy.sum() + 1e-12)))
+    return float(np.clip((coherence - 0.1) / 0.3, 0.0, 1.0))
+
+
 def seen_factors(image: Image.Image, edits: Edits) -> dict[str, float]:
-    """The rater model's inputs: :func:`perceived_factors` of the pixels, the crop and tilt edits as made."""
-    out = perceived_factors(image)
-    edit = edits.factors()
-    return {k: out[k] if k in out else edit[k] for k in FACTOR_NAMES}
+    """The rater model's inputs: :func:`perceived_factors` of the delivered pixels, and the tilt as far as it
+    shows (the edit's tilt times :func:`line_visibility`). Raters judge a tilt against what they know is level
+    (a horizon, a wall), not against the image axes, so a photo's own sloping lines are not a tilt."""
+    return {**perceived_factors(image), "tilt": edits.factors()["tilt"] * line_visibility(image)}
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -633,7 +657,8 @@ Splits are disjoint by **source photo** ({split_counts}); `splits.csv` lists ima
 Raters judge what they see: softness (mean gradient at half resolution), grain (noise on the flattest
 areas), JPEG blocking, brightness, colourfulness and tint are measured on the delivered pixels
 (`perceived_factors`; the `seen_*` columns of `factors.csv`), so an unedited soft or dark photo counts as
-soft or dark; crop and tilt are the edits as made. Scores are generated from these factors, a small hidden
+soft or dark; the crop is judged by the visual balance (how far the detail's centroid sits off-centre) and a
+tilt as far as the frame's lines show it (the edit times the coherence of the dominant edge direction). Scores are generated from these factors, a small hidden
 appeal per source photo and each rater's character (the traits in PARA-UserInfo.csv, i.e. what the SMP
 prompt says): photographers penalise blur, noise and JPEG artefacts far more than beginners; high openness likes saturation and colour casts,
 photographers dislike casts; art experience likes off-centre framing, conscientious beginners prefer it
@@ -931,7 +956,7 @@ def _difficulty(latent: np.ndarray, t: dict[str, np.ndarray], rng: np.random.Gen
 
 def expected_scores(root: str | os.PathLike) -> dict:
     """Noise-free expected scores of a generated benchmark: the raters' (and the AVA crowd's) true taste model
-    applied to what they judge (``seen_*`` in ``factors.csv``: the factors seen in the pixels, the crop and tilt)
+    applied to what they judge (``seen_*`` in ``factors.csv``: the factors seen in the pixels)
     and the scene category, with the hidden per-photo appeal set to zero. This is what a perfect model of the
     pixels that cannot know a new photo's hidden appeal would predict, so its correlation with the ratings of
     held-out photos is a ceiling for pixels-only models (used by the demo report).

@@ -62,13 +62,13 @@ MODEL_NAMES = {"V": "aesmamba-demo-v", "M": "aesmamba-demo-m", "F": "aesmamba-de
 DEMO_DATA_NOTE = (
     "Synthetic ratings of controlled edits (blur, noise, JPEG, exposure, saturation, colour cast, crop, tilt) of "
     "32 real photographs bundled with the package, scored by simulated raters whose taste depends on their "
-    "PARA-style characters and who, like real raters, judge softness, grain, blocking, brightness, colourfulness "
-    "and tint as they show in the delivered pixels. It tests that the code learns what the ratings encode; it is "
+    "PARA-style characters and who, like real raters, judge softness, grain, blocking, brightness, colourfulness, "
+    "tint and framing as they show in the delivered pixels, and a tilt as far as the frame's lines show it. It tests that the code learns what the ratings encode; it is "
     "not human aesthetics data and says nothing about accuracy on AVA or PARA."
 )
 CEILING_NOTE = (
     "Taste-model ceiling = the SRCC of the benchmark's own, noise-free rater model applied to what the raters judge "
-    "(the factors seen in the pixels, the crop and tilt, the scene category) with each photo's small hidden appeal "
+    "(what the pixels show, the tilt where lines show it, the scene category) with each photo's small hidden appeal "
     "unknown (demo.benchmark.expected_scores): a pixels-only model cannot know the appeal of a photo it has never "
     "seen, nor the rating noise, so it cannot be expected to exceed this."
 )
@@ -104,7 +104,8 @@ class DemoConfig:
     ``image_size`` px images (training: resize to ``train_resize`` → random flip → random ``crop_size`` crop →
     a random quarter turn with ``rotate90_probability``: the benchmark's raters judge orientation-free factors),
     MBA heads of ``head_hidden_size``, a reduced fusion block, the MiniLM text encoder of M/P frozen except its
-    top ``text_trainable_layers`` layers, M's comments cut at ``comment_max_tokens`` tokens. Stages:
+    top ``text_trainable_layers`` layers (fully frozen, each comment/prompt is encoded once:
+    :func:`aesmamba_hf.training.cached_text_encoder`), M's comments cut at ``comment_max_tokens`` tokens. Stages:
     :class:`TrainStage` per model (the final weights are kept unless ``select_best_checkpoint``);
     ``p_validation_rows`` caps the validation rows of P/P0. PIAA: ``piaa_*``. ``pipeline_images``: sample photos
     scored at the end.
@@ -127,17 +128,17 @@ class DemoConfig:
     fusion_head_dim: int = 32
     fusion_ffn_dim: int = 512
     text_trainable_layers: int = 0
-    comment_max_tokens: int = 64
+    comment_max_tokens: int = 128
     select_best_checkpoint: bool = False
     weight_decay: float = 0.05
-    f_stage: TrainStage = field(default_factory=lambda: TrainStage(epochs=5, learning_rate=3e-3))
+    f_stage: TrainStage = field(default_factory=lambda: TrainStage(epochs=9, learning_rate=3e-3))
     v_stage: TrainStage = field(default_factory=lambda: TrainStage(epochs=3, learning_rate=2e-3))
     m_stage: TrainStage = field(default_factory=lambda: TrainStage(epochs=3, learning_rate=2e-3))
     p_stage: TrainStage = field(default_factory=lambda: TrainStage(max_steps=100, learning_rate=5e-4))
     p_validation_rows: int = 480
     p_test_rows_per_user: Optional[int] = 40
     piaa_users: int = 3
-    piaa_repeats: int = 1
+    piaa_repeats: int = 2
     piaa_shots: list[int] = field(default_factory=lambda: [10, 100])
     piaa_epochs: int = 3
     piaa_tune: str = "fusion_heads"
@@ -392,7 +393,7 @@ def demo_processor(config: DemoConfig, dataset: str, with_text: bool, task: str)
     )
     tokenizer = _tokenizer() if with_text else None
     if tokenizer is not None and task == "M":
-        tokenizer.model_max_length = config.comment_max_tokens  # the frozen text encoder is M's main cost
+        tokenizer.model_max_length = config.comment_max_tokens  # longer comments are cut
     return AesMambaProcessor(image_processor=image_processor, tokenizer=tokenizer, clean_comments=(task == "M"))
 
 
@@ -407,6 +408,15 @@ def _freeze_text(model: Any, trainable_layers: int) -> None:
     for layer in layers[len(layers) - trainable_layers:] if trainable_layers > 0 else []:
         for param in layer.parameters():
             param.requires_grad = True
+
+
+def _text_cache(model: Any, config: DemoConfig) -> Any:
+    """Encode each comment/prompt once while the text encoder is frozen (M's and P's main cost otherwise)."""
+    from ..training import cached_text_encoder
+
+    if model.aesmamba.text_model is None or config.text_trainable_layers > 0:
+        return contextlib.nullcontext()
+    return cached_text_encoder(model)
 
 
 def _init_from(model: Any, source: Any, heads: bool) -> list[str]:
@@ -985,8 +995,9 @@ def _run(out: Path, config: DemoConfig, preset: str, overwrite: bool,
                 init = _init_from(model, trained["F"], heads=False)
                 _freeze_text(model, config.text_trainable_layers)
                 processors[task] = demo_processor(config, "AVA", task == "M", task)
-                report["training"][task] = train_stage(task, model, processors[task], data.splits[task], stage,
-                                                       config, work / "runs" / task, progress)
+                with _text_cache(model, config):
+                    report["training"][task] = train_stage(task, model, processors[task], data.splits[task], stage,
+                                                           config, work / "runs" / task, progress)
                 report["training"][task]["init"] = f"from F: {', '.join(init)}"
                 trained[task] = model
 
@@ -1002,8 +1013,9 @@ def _run(out: Path, config: DemoConfig, preset: str, overwrite: bool,
                 init = _init_from(model, trained["F"], heads=True)
                 _freeze_text(model, config.text_trainable_layers)
                 processors[key] = demo_processor(config, "PARA", key == "P", "P")
-                report["training"][key] = train_stage(key, model, processors[key], data.splits["P"], config.p_stage,
-                                                      config, work / "runs" / key, progress)
+                with _text_cache(model, config):
+                    report["training"][key] = train_stage(key, model, processors[key], data.splits["P"],
+                                                          config.p_stage, config, work / "runs" / key, progress)
                 report["training"][key]["init"] = f"from F: {', '.join(init)}"
                 trained[key] = model
 
@@ -1033,9 +1045,10 @@ def _run(out: Path, config: DemoConfig, preset: str, overwrite: bool,
                                                  ("F", "F", "aesmamba-demo-para-layout"),
                                                  ("P", "P", "aesmamba-demo-para-layout"),
                                                  ("P0", "P", "aesmamba-demo-para-layout")):
-                summary = evaluate_stage(key, trained[key], processors[key], data.splits[split_key]["test"],
-                                         dataset_name, staging / "eval" / key,
-                                         users=p_users if split_key == "P" else None, photos=photos)
+                with _text_cache(trained[key], config):
+                    summary = evaluate_stage(key, trained[key], processors[key], data.splits[split_key]["test"],
+                                             dataset_name, staging / "eval" / key,
+                                             users=p_users if split_key == "P" else None, photos=photos)
                 summary.pop("predictions")
                 summary["metrics_file"] = os.path.relpath(summary["metrics_file"], staging)
                 evaluation[key] = summary

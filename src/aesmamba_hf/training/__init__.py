@@ -6,6 +6,7 @@
 
 from .collator import AesMambaDataCollator
 from .recipes import TrainConfig, TrainRecipe, list_recipes, load_recipe
+from .text_cache import TextFeatureCache, cached_text_encoder
 from .trainer import (
     AesMambaTrainer,
     CosineAnnealing,
@@ -25,9 +26,11 @@ __all__ = [
     "TrainConfig",
     "TrainRecipe",
     "TrainResult",
+    "TextFeatureCache",
     "build_model",
     "build_processor",
     "build_trainer",
+    "cached_text_encoder",
     "find_resumable_checkpoint",
     "list_recipes",
     "load_recipe",
