@@ -134,6 +134,11 @@ def test_grouped_metrics_average_per_user():
     out = compute_grouped_metrics(scores, labels, ["u1"] * 3 + ["u2"] * 3)
     expected = (stats.pearsonr([1, 2, 3], [1, 2, 4])[0] + stats.pearsonr([3, 2, 1], [1, 2, 3])[0]) / 2
     assert out["plcc"] == pytest.approx(expected) and out["num_groups"] == 2.0
+    # a user who rated everything the same has no ranking: left out of the mean, not turning it into NaN
+    flat = compute_grouped_metrics(np.r_[scores, [1.0, 2.0]], np.r_[labels, [3.0, 3.0]],
+                                   ["u1"] * 3 + ["u2"] * 3 + ["u3"] * 2)
+    assert flat["plcc"] == pytest.approx(expected) and flat["num_groups"] == 3.0
+    assert np.isnan(compute_grouped_metrics([1.0, 2.0], [3.0, 3.0], ["u"] * 2)["srcc"])
 
 
 def test_evaluate_module_loads_offline_and_matches():

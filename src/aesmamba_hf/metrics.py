@@ -179,7 +179,9 @@ def compute_grouped_metrics(
 ) -> dict[str, float]:
     """Metrics computed within each group (e.g. each PARA user, spec §9.3) and averaged over groups.
 
-    Returns the per-group means of :func:`compute_aesthetic_metrics` keys plus ``num_groups``.
+    Returns the per-group means of :func:`compute_aesthetic_metrics` keys plus ``num_groups``. A group where a
+    metric is undefined (a correlation over constant scores or labels, e.g. a user who gave every test image the
+    same rating) is left out of that metric's mean; it is NaN only when no group defines it.
     """
     s, y = _as_array(scores), _as_array(labels)
     keys = np.asarray([str(g) for g in groups])
@@ -191,7 +193,10 @@ def compute_grouped_metrics(
         mask = keys == g
         for key, value in compute_aesthetic_metrics(s[mask], y[mask], **kwargs).items():
             collected.setdefault(key, []).append(value)
-    out = {key: float(np.mean(values)) for key, values in collected.items()}
+    out = {}
+    for key, values in collected.items():
+        finite = [v for v in values if np.isfinite(v)]
+        out[key] = float(np.mean(finite)) if finite else float("nan")
     out["num_groups"] = float(len(group_names))
     return out
 
