@@ -139,6 +139,12 @@ def test_grouped_metrics_average_per_user():
                                    ["u1"] * 3 + ["u2"] * 3 + ["u3"] * 2)
     assert flat["plcc"] == pytest.approx(expected) and flat["num_groups"] == 3.0
     assert np.isnan(compute_grouped_metrics([1.0, 2.0], [3.0, 3.0], ["u"] * 2)["srcc"])
+    # two heads, one user constant on the second: the first head keeps that user, the headline is their mean
+    two = compute_grouped_metrics([[1, 1], [2, 2], [3, 3], [3, 3], [2, 2], [1, 1]],
+                                  [[1, 1], [2, 2], [3, 3], [1, 5], [2, 5], [3, 5]], ["a"] * 3 + ["b"] * 3,
+                                  head_names=["x", "y"])
+    assert two["srcc_x"] == pytest.approx(0.0) and two["srcc_y"] == pytest.approx(1.0)  # x: a +1, b -1
+    assert two["srcc"] == pytest.approx(0.5)  # not 1.0, which dropping user b from the headline would give
 
 
 def test_evaluate_module_loads_offline_and_matches():

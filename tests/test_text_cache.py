@@ -60,6 +60,22 @@ def test_training_through_the_cache_reaches_fusion_and_leaves_weights_in_place()
         assert torch.equal(v, text_before[k])
 
 
+def test_token_types_are_part_of_the_key_and_dtype_follows_the_model():
+    model = _model().eval()
+    pixels = torch.randn(2, 3, 32, 32)
+    ids, mask = _batch([[101, 2023, 102], [101, 2023, 102]])
+    types = torch.tensor([[0, 0, 0], [0, 1, 1]])
+    with torch.no_grad():
+        plain = model(pixels, input_ids=ids, attention_mask=mask, token_type_ids=types).scores
+        with cached_text_encoder(model, offload=False) as cache:
+            cached = model(pixels, input_ids=ids, attention_mask=mask, token_type_ids=types).scores
+            assert cache.misses == 2 and cache.hits == 0  # same tokens, other segment ids: two rows
+            model.double()  # states cached in float32 are served in the model's new dtype
+            again = model(pixels.double(), input_ids=ids, attention_mask=mask, token_type_ids=types).scores
+    assert torch.allclose(cached, plain, atol=1e-5) and again.dtype == torch.float64 and cache.hits == 2
+    assert torch.allclose(again.float(), plain, atol=1e-4)
+
+
 def test_refuses_what_it_cannot_cache():
     trainable = AesMambaForAestheticAssessment(AesMambaConfig.tiny("M"))
     with pytest.raises(ValueError, match="trainable"), cached_text_encoder(trainable):
@@ -71,5 +87,9 @@ def test_refuses_what_it_cannot_cache():
         pass
     model = _model()
     ids = torch.tensor([[101, 0, 2023, 102]])
-    with cached_text_encoder(model), pytest.raises(ValueError, match="right-padded"):
+    with pytest.raises(ValueError, match="right-padded"), cached_text_encoder(model):
         model(torch.randn(1, 3, 32, 32), input_ids=ids, attention_mask=torch.tensor([[1, 0, 1, 1]]))
+    assert "forward" not in vars(model.aesmamba.text_model)  # removed although the block raised
+    with cached_text_encoder(model), pytest.raises(ValueError, match="nested"), cached_text_encoder(model):
+        pass
+    assert "forward" not in vars(model.aesmamba.text_model)

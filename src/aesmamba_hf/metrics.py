@@ -181,7 +181,8 @@ def compute_grouped_metrics(
 
     Returns the per-group means of :func:`compute_aesthetic_metrics` keys plus ``num_groups``. A group where a
     metric is undefined (a correlation over constant scores or labels, e.g. a user who gave every test image the
-    same rating) is left out of that metric's mean; it is NaN only when no group defines it.
+    same rating) is left out of that metric's mean; it is NaN only when no group defines it. The over-heads keys
+    (``srcc``, ...) are the means of the per-head keys (``srcc_<head>``).
     """
     s, y = _as_array(scores), _as_array(labels)
     keys = np.asarray([str(g) for g in groups])
@@ -197,6 +198,12 @@ def compute_grouped_metrics(
     for key, values in collected.items():
         finite = [v for v in values if np.isfinite(v)]
         out[key] = float(np.mean(finite)) if finite else float("nan")
+    # The over-heads means again, from the per-head group means: a user undefined on one head still counts on
+    # the others (the per-group over-heads mean would drop that user entirely).
+    for key in list(out):
+        per_head = [v for k, v in out.items() if k.startswith(f"{key}_")]
+        if per_head:
+            out[key] = float(np.mean(per_head))
     out["num_groups"] = float(len(group_names))
     return out
 

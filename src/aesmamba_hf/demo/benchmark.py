@@ -8,8 +8,8 @@ image. Like real raters they never see the original: they judge softness, grain,
 colourfulness and tint as they show in the delivered pixels (:func:`perceived_factors`, so an unedited hazy
 photo looks soft and an unedited night scene dark), the framing by where the detail sits (an off-centre crop
 counts as far as it moves it) and a tilt as far as the frame's lines show it (a tilted horizon, not a tilted
-meadow). How much each factor
-matters to a rater depends on the rater's character, so personal taste is real, learnable signal:
+meadow). How much each factor matters to a rater depends on the rater's character, so personal taste is real,
+learnable signal:
 
 - experienced photographers penalise blur, noise and JPEG artefacts far more than beginners;
 - high-openness raters prefer saturated images and like colour casts, photographers dislike casts;
@@ -233,7 +233,8 @@ def _geometry(photo: Image.Image, edits: Edits) -> Image.Image:
 def apply_edits(photo: Image.Image, edits: Edits, short_side: int, rng: np.random.Generator,
                 square: bool = False) -> Image.Image:
     """Derive one image: with ``square``, first a square view of the photo at ``edits.window_pos`` (and a
-    ``short_side`` square output); the geometric edits; resize to ``short_side``; then the pixel edits in the order a camera/editor would cause them (optics, exposure, colour,
+    ``short_side`` square output); the geometric edits; resize to ``short_side``; then the pixel edits in the
+    order a camera/editor would cause them (optics, exposure, colour,
     sensor noise, compression)."""
     img = photo.convert("RGB")
     if square:  # the square view first (at window_pos along the long side), then the geometric edits inside it
@@ -658,21 +659,22 @@ Raters judge what they see: softness (mean gradient at half resolution), grain (
 areas), JPEG blocking, brightness, colourfulness and tint are measured on the delivered pixels
 (`perceived_factors`; the `seen_*` columns of `factors.csv`), so an unedited soft or dark photo counts as
 soft or dark; the crop is judged by the visual balance (how far the detail's centroid sits off-centre) and a
-tilt as far as the frame's lines show it (the edit times the coherence of the dominant edge direction). Scores are generated from these factors, a small hidden
-appeal per source photo and each rater's character (the traits in PARA-UserInfo.csv, i.e. what the SMP
-prompt says): photographers penalise blur, noise and JPEG artefacts far more than beginners; high openness likes saturation and colour casts,
-photographers dislike casts; art experience likes off-centre framing, conscientious beginners prefer it
-centred; extraverts prefer brighter and neurotic raters darker exposures; tilt bothers artists and
-conscientious raters; scene preferences follow the Big-Five; agreeable raters are lenient, experts
-harsh. quality <- blur/noise/JPEG, color <- saturation/cast, light <- exposure, composition <- crop/tilt
-(and softness/exposure), dof <- blur, content/contentPreference <- scene preference (and softness, exposure,
-grain); aesthetic mixes them with weights that
-depend on experience. Rating noise: N(0, 0.3) before rounding.
+tilt as far as the frame's lines show it (the edit times the coherence of the dominant edge direction).
+Scores are generated from these factors, a small hidden appeal per source photo and each rater's character (the
+traits in PARA-UserInfo.csv, i.e. what the SMP prompt says): photographers penalise blur, noise and JPEG
+artefacts far more than beginners; high openness likes saturation and colour casts, photographers dislike casts;
+art experience likes off-centre framing, conscientious beginners prefer it centred; extraverts prefer brighter
+and neurotic raters darker exposures; tilt bothers artists and conscientious raters; scene preferences follow
+the Big-Five; agreeable raters are lenient, experts harsh. quality <- blur/noise/JPEG, color <- saturation/cast,
+light <- exposure, composition <- crop/tilt (and softness/exposure), dof <- blur, content/contentPreference <-
+scene preference (and softness, exposure, grain); aesthetic mixes them with weights that depend on experience.
+Rating noise: N(0, 0.3) before rounding.
 
 ## Ground truth
 - `factors.csv`: per image the raw edit parameters and the normalised edit strengths `f_blur, f_noise,
   f_jpeg` (0..1), `f_exposure, f_saturation, f_tilt` (-1..1), `f_cast, f_crop` (0..1); what the raters
-  judged, `seen_*` on the same scales; and the hidden per-photo bases. Meant for analysis; a fair baseline uses pixels only (`aesmamba_hf.demo.baseline`).
+  judged, `seen_*` on the same scales; and the hidden per-photo bases. Meant for analysis; a fair baseline
+  uses pixels only (`aesmamba_hf.demo.baseline`).
 - `user_taste.csv`: the hidden per-user taste parameters derived from each character (+ idiosyncrasy).
 - `benchmark_manifest.json`: parameters, counts and the sha256 of every written file.
 """
@@ -956,7 +958,7 @@ def _difficulty(latent: np.ndarray, t: dict[str, np.ndarray], rng: np.random.Gen
 
 def expected_scores(root: str | os.PathLike) -> dict:
     """Noise-free expected scores of a generated benchmark: the raters' (and the AVA crowd's) true taste model
-    applied to what they judge (``seen_*`` in ``factors.csv``: the factors seen in the pixels)
+    applied to what they judge (``seen_*`` in ``factors.csv``: what the pixels show, the tilt where lines show it)
     and the scene category, with the hidden per-photo appeal set to zero. This is what a perfect model of the
     pixels that cannot know a new photo's hidden appeal would predict, so its correlation with the ratings of
     held-out photos is a ceiling for pixels-only models (used by the demo report).

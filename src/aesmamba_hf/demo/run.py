@@ -63,8 +63,9 @@ DEMO_DATA_NOTE = (
     "Synthetic ratings of controlled edits (blur, noise, JPEG, exposure, saturation, colour cast, crop, tilt) of "
     "32 real photographs bundled with the package, scored by simulated raters whose taste depends on their "
     "PARA-style characters and who, like real raters, judge softness, grain, blocking, brightness, colourfulness, "
-    "tint and framing as they show in the delivered pixels, and a tilt as far as the frame's lines show it. It tests that the code learns what the ratings encode; it is "
-    "not human aesthetics data and says nothing about accuracy on AVA or PARA."
+    "tint and framing as they show in the delivered pixels, and a tilt as far as the frame's lines show it. It "
+    "tests that the code learns what the ratings encode; it is not human aesthetics data and says nothing about "
+    "accuracy on AVA or PARA."
 )
 CEILING_NOTE = (
     "Taste-model ceiling = the SRCC of the benchmark's own, noise-free rater model applied to what the raters judge "
