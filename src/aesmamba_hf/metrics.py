@@ -174,6 +174,12 @@ def compute_aesthetic_metrics(
     return out
 
 
+def finite_mean(values: Sequence[float]) -> float:
+    """Mean of the finite values (an undefined correlation is NaN, not a zero); NaN when none is finite."""
+    finite = [float(v) for v in values if np.isfinite(v)]
+    return float(np.mean(finite)) if finite else float("nan")
+
+
 def compute_grouped_metrics(
     scores: ArrayLike, labels: ArrayLike, groups: Sequence[Any], **kwargs: Any
 ) -> dict[str, float]:
@@ -194,13 +200,10 @@ def compute_grouped_metrics(
         mask = keys == g
         for key, value in compute_aesthetic_metrics(s[mask], y[mask], **kwargs).items():
             collected.setdefault(key, []).append(value)
-    out = {}
-    for key, values in collected.items():
-        finite = [v for v in values if np.isfinite(v)]
-        out[key] = float(np.mean(finite)) if finite else float("nan")
-    # The over-heads means again, from the per-head group means: a user undefined on one head still counts on
-    # the others (the per-group over-heads mean would drop that user entirely).
-    for key in list(out):
+    out = {key: finite_mean(values) for key, values in collected.items()}
+    # The over-heads means (bare metric names) again, from the per-head group means: a user undefined on one head
+    # still counts on the others (the per-group over-heads mean would drop that user entirely).
+    for key in [k for k in out if "_" not in k]:
         per_head = [v for k, v in out.items() if k.startswith(f"{key}_")]
         if per_head:
             out[key] = float(np.mean(per_head))
@@ -271,6 +274,7 @@ __all__ = [
     "compute_grouped_metrics",
     "emd",
     "expected_score",
+    "finite_mean",
     "head_metrics",
     "mae",
     "make_compute_metrics",

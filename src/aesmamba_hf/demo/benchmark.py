@@ -234,8 +234,7 @@ def apply_edits(photo: Image.Image, edits: Edits, short_side: int, rng: np.rando
                 square: bool = False) -> Image.Image:
     """Derive one image: with ``square``, first a square view of the photo at ``edits.window_pos`` (and a
     ``short_side`` square output); the geometric edits; resize to ``short_side``; then the pixel edits in the
-    order a camera/editor would cause them (optics, exposure, colour,
-    sensor noise, compression)."""
+    order a camera/editor would cause them (optics, exposure, colour, sensor noise, compression)."""
     img = photo.convert("RGB")
     if square:  # the square view first (at window_pos along the long side), then the geometric edits inside it
         w, h = img.size

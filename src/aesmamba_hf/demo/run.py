@@ -51,6 +51,7 @@ from typing import Any, Optional, Union
 import numpy as np
 
 from ..dataset_specs import PARA_ATTRIBUTE_NAMES
+from ..metrics import finite_mean
 
 logger = logging.getLogger(__name__)
 
@@ -521,7 +522,7 @@ def evaluate_stage(name: str, model: Any, processor: Any, dataset: Any, dataset_
         of = [photos[i] for i in predictions.image_ids]
         per_head = _within_photo_per_head(predictions.scores, predictions.targets, of)
         summary["within_photo_srcc"] = dict(zip(model.config.head_names, per_head))
-        summary["within_photo_mean_srcc"] = _nanmean(list(summary["within_photo_srcc"].values()))
+        summary["within_photo_mean_srcc"] = finite_mean(list(summary["within_photo_srcc"].values()))
     if users is not None:  # per-user correlations (the PIAA view): each user's ranking of the test images
         groups = [users[s] for s in predictions.sources]
         grouped = compute_grouped_metrics(predictions.scores, predictions.targets, groups,
@@ -561,14 +562,7 @@ def within_photo_srcc(pred: np.ndarray, true: np.ndarray, photos: Sequence[str])
     independent of the (unknowable) appeal of each held-out photo."""
     photos = np.asarray(photos)
     values = [_srcc(pred[photos == p], true[photos == p]) for p in np.unique(photos) if (photos == p).sum() > 2]
-    values = [v for v in values if math.isfinite(v)]
-    return float(np.mean(values)) if values else float("nan")
-
-
-def _nanmean(values: Sequence[float]) -> float:
-    """Mean of the finite values (an attribute the edits do not move has no within-photo ranking)."""
-    finite = [v for v in values if math.isfinite(v)]
-    return float(np.mean(finite)) if finite else float("nan")
+    return finite_mean(values)
 
 
 def _within_photo_per_head(pred: np.ndarray, true: np.ndarray, photos: Sequence[str]) -> list[float]:
@@ -618,7 +612,7 @@ def baseline_stage(data: DemoData, out: Path, progress: _Progress,
                                  "alpha": model.alpha, "train_rows": len(train), "test_rows": len(test)}
         if photos is not None and task != "P":
             of = [photos[i] for i in test["image_id"]]
-            entry["within_photo_mean_srcc"] = _nanmean(_within_photo_per_head(pred, y_test, of))
+            entry["within_photo_mean_srcc"] = finite_mean(_within_photo_per_head(pred, y_test, of))
         if task == "P":
             users = np.asarray(test["user_id"])
             per_user = {n: float(np.nanmean([_srcc(pred[users == u, j], y_test[users == u, j])
@@ -652,7 +646,7 @@ def ceiling_stage(bench_root: Path, data: DemoData, photos: dict[str, str]) -> d
     y = _targets(f_test)
     expected = np.stack([exp["giaa"][a][idx] for a in PARA_ATTRIBUTE_NAMES], axis=1)
     out["F"] = {"srcc": {a: _srcc(expected[:, j], y[:, j]) for j, a in enumerate(PARA_ATTRIBUTE_NAMES)},
-                "within_photo_mean_srcc": _nanmean(_within_photo_per_head(
+                "within_photo_mean_srcc": finite_mean(_within_photo_per_head(
                     expected, y, [photos[i] for i in f_test["image_id"]]))}
     p_test = data.splits["P"]["test"]
     rows = np.array([by_para[i] for i in p_test["image_id"]])
