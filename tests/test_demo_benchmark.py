@@ -220,9 +220,34 @@ def test_factor_table_matches_edits(quick, factors):
         with Image.open(quick.para_root / "imgs" / r["sessionId"] / r["imageName"]) as im:
             assert im.size == (64, 64)
             seen = bm.perceived_factors(im)
-            seen["tilt"] = float(r["f_tilt"]) * bm.line_visibility(im)
+            seen["tilt"] = float(r["f_tilt"]) * bm.line_visibility(im, float(r["tilt_deg"]))
         for k in FACTORS:
             assert abs(float(r[f"seen_{k}"]) - seen[k]) < 1e-3, (r["imageName"], k)
+
+
+def test_a_tilt_shows_on_level_lines_only():
+    # Stripes along the axes are level/plumb lines: tilting them shows. Stripes at 30 degrees tell a viewer
+    # nothing about what is level: the same tilt hides. The frame's own direction never counts by itself.
+    yy, xx = np.mgrid[0:256, 0:256].astype(np.float32)
+
+    def stripes(angle_deg: float) -> Image.Image:
+        a = np.radians(angle_deg)
+        x = 0.5 + 0.4 * np.sin((xx * np.sin(a) + yy * np.cos(a)) * 2 * np.pi / 16)
+        return Image.fromarray(np.repeat((x * 255).astype(np.uint8)[..., None], 3, axis=2))
+
+    def seen_tilt(photo: Image.Image, deg: float) -> float:
+        edits = bm.Edits(tilt_deg=deg)
+        return bm.seen_factors(bm.apply_edits(photo, edits, 128, np.random.default_rng(0), square=True), edits)["tilt"]
+
+    for deg in (-6.0, 6.0):
+        assert np.sign(seen_tilt(stripes(0.0), deg)) == np.sign(deg) and abs(seen_tilt(stripes(0.0), deg)) > 0.5
+        assert abs(seen_tilt(stripes(90.0), deg)) > 0.5
+        assert seen_tilt(stripes(30.0), deg) == 0.0
+    # judged against the axes before the tilt: the lines of a frame tilted by 10 degrees were level at +10,
+    # not at -10 (where they would have been 20 degrees off)
+    tilted = bm.apply_edits(stripes(0.0), bm.Edits(tilt_deg=10.0), 128, np.random.default_rng(0), square=True)
+    assert bm.line_visibility(tilted, 10.0) > 0.9
+    assert bm.line_visibility(tilted, -10.0) < 0.4
 
 
 def test_perceived_factors_follow_the_edits():

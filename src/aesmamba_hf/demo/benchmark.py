@@ -7,9 +7,9 @@ PARA-style characters (art and photography experience, Big-Five scores, age, gen
 image. Like real raters they never see the original: they judge softness, grain, blocking, brightness,
 colourfulness and tint as they show in the delivered pixels (:func:`perceived_factors`, so an unedited hazy
 photo looks soft and an unedited night scene dark), the framing by where the detail sits (an off-centre crop
-counts as far as it moves it) and a tilt as far as the frame's lines show it (a tilted horizon, not a tilted
-meadow). How much each factor matters to a rater depends on the rater's character, so personal taste is real,
-learnable signal:
+counts as far as it moves it) and a tilt as far as it shows on lines that were level or plumb (a tilted
+horizon, not a tilted cat or slope). How much each factor matters to a rater depends on the rater's character,
+so personal taste is real, learnable signal:
 
 - experienced photographers penalise blur, noise and JPEG artefacts far more than beginners;
 - high-openness raters prefer saturated images and like colour casts, photographers dislike casts;
@@ -48,7 +48,8 @@ from ..dataset_specs import PARA_ATTRIBUTES
 from .baseline import _IMMERKAER, _conv3
 
 PHOTOS_DIR = Path(__file__).resolve().parent / "photos"
-BENCHMARK_FORMAT_VERSION = 2  # 2: raters judge the delivered pixels (seen_* factors), square 128-px images
+# 2: raters judge the delivered pixels (seen_* factors), square 128-px images; 3: a tilt shows on level lines
+BENCHMARK_FORMAT_VERSION = 3
 
 # Scene categories of the bundled photos (PARA `semantic` column) and their AVA semantic tag ids.
 SEMANTIC_TAGS = {
@@ -328,21 +329,24 @@ def perceived_factors(image: Image.Image) -> dict[str, float]:
     }
 
 
-def line_visibility(image: Image.Image) -> float:
-    """How much a tilt shows in this frame, in [0, 1]: the coherence of its dominant edge direction (the
-    magnitude of the energy-weighted mean of exp(4i*theta), unchanged by rotation) at half resolution, so a
-    horizon, a building or a mast make a tilt obvious and grass, fur or clouds hide it."""
+def line_visibility(image: Image.Image, tilt_deg: float = 0.0) -> float:
+    """How much a tilt of ``tilt_deg`` (the edit applied) shows in this delivered frame, in [0, 1]: how strongly
+    its edges run along the axes the frame had before the tilt, i.e. lines that were level or plumb. Measured as
+    the energy-weighted mean of exp(4i*theta) over the half-resolution edge directions, turned back by the tilt;
+    its real part is large when the edges were axis-aligned (a horizon, a wall, a mast) and small or negative for
+    fur, grass, clouds or diagonal lines, where nothing tells a viewer what is level."""
     gx, gy = _half_res_gradients(np.asarray(image.convert("L"), dtype=np.float32) / 255.0)
     energy = gx * gx + gy * gy
-    coherence = abs(complex((energy * np.exp(4j * np.arctan2(gy, gx))).sum() / (energy.sum() + 1e-12)))
-    return float(np.clip((coherence - 0.1) / 0.3, 0.0, 1.0))
+    mean_direction = complex((energy * np.exp(4j * np.arctan2(gy, gx))).sum() / (energy.sum() + 1e-12))
+    level_alignment = (mean_direction * np.exp(4j * math.radians(tilt_deg))).real
+    return float(np.clip((level_alignment - 0.1) / 0.3, 0.0, 1.0))
 
 
 def seen_factors(image: Image.Image, edits: Edits) -> dict[str, float]:
     """The rater model's inputs: :func:`perceived_factors` of the delivered pixels, and the tilt as far as it
-    shows (the edit's tilt times :func:`line_visibility`). Raters judge a tilt against what they know is level
-    (a horizon, a wall), not against the image axes, so a photo's own sloping lines are not a tilt."""
-    return {**perceived_factors(image), "tilt": edits.factors()["tilt"] * line_visibility(image)}
+    shows (the edit's tilt times :func:`line_visibility`). Raters judge a tilt against lines they know to be level
+    or plumb, so a tilted horizon counts and a tilted cat or slope does not."""
+    return {**perceived_factors(image), "tilt": edits.factors()["tilt"] * line_visibility(image, edits.tilt_deg)}
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -658,7 +662,8 @@ Raters judge what they see: softness (mean gradient at half resolution), grain (
 areas), JPEG blocking, brightness, colourfulness and tint are measured on the delivered pixels
 (`perceived_factors`; the `seen_*` columns of `factors.csv`), so an unedited soft or dark photo counts as
 soft or dark; the crop is judged by the visual balance (how far the detail's centroid sits off-centre) and a
-tilt as far as the frame's lines show it (the edit times the coherence of the dominant edge direction).
+tilt as far as it shows on level or plumb lines (the edit times how strongly the frame's edges ran along the
+axes before the tilt).
 Scores are generated from these factors, a small hidden appeal per source photo and each rater's character (the
 traits in PARA-UserInfo.csv, i.e. what the SMP prompt says): photographers penalise blur, noise and JPEG
 artefacts far more than beginners; high openness likes saturation and colour casts, photographers dislike casts;
@@ -957,8 +962,8 @@ def _difficulty(latent: np.ndarray, t: dict[str, np.ndarray], rng: np.random.Gen
 
 def expected_scores(root: str | os.PathLike) -> dict:
     """Noise-free expected scores of a generated benchmark: the raters' (and the AVA crowd's) true taste model
-    applied to what they judge (``seen_*`` in ``factors.csv``: what the pixels show, the tilt where lines show it)
-    and the scene category, with the hidden per-photo appeal set to zero. This is what a perfect model of the
+    applied to what they judge (``seen_*`` in ``factors.csv``: what the pixels show, the tilt where level lines
+    show it) and the scene category, with the hidden per-photo appeal set to zero. This is what a perfect model of the
     pixels that cannot know a new photo's hidden appeal would predict, so its correlation with the ratings of
     held-out photos is a ceiling for pixels-only models (used by the demo report).
 

@@ -64,15 +64,15 @@ DEMO_DATA_NOTE = (
     "Synthetic ratings of controlled edits (blur, noise, JPEG, exposure, saturation, colour cast, crop, tilt) of "
     "32 real photographs bundled with the package, scored by simulated raters whose taste depends on their "
     "PARA-style characters and who, like real raters, judge softness, grain, blocking, brightness, colourfulness, "
-    "tint and framing as they show in the delivered pixels, and a tilt as far as the frame's lines show it. It "
+    "tint and framing as they show in the delivered pixels, and a tilt as far as it shows on level lines. It "
     "tests that the code learns what the ratings encode; it is not human aesthetics data and says nothing about "
     "accuracy on AVA or PARA."
 )
 CEILING_NOTE = (
     "Taste-model ceiling = the SRCC of the benchmark's own, noise-free rater model applied to what the raters judge "
-    "(what the pixels show, the tilt where lines show it, the scene category) with each photo's small hidden appeal "
-    "unknown (demo.benchmark.expected_scores): a pixels-only model cannot know the appeal of a photo it has never "
-    "seen, nor the rating noise, so it cannot be expected to exceed this."
+    "(what the pixels show, the tilt where level lines show it, the scene category) with each photo's small hidden "
+    "appeal unknown (demo.benchmark.expected_scores): a pixels-only model cannot know the appeal of a photo it has "
+    "never seen, nor the rating noise, so it cannot be expected to exceed this."
 )
 NO_PROMPT_NOTE = (
     "P without the prompt = the same image encoder initialisation, heads, recipe, training rows and row order "
