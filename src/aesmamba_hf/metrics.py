@@ -16,7 +16,7 @@ NaN inputs are not masked: a diverged model must show up as NaN, not as a good s
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -174,7 +174,7 @@ def compute_aesthetic_metrics(
     return out
 
 
-def finite_mean(values: Sequence[float]) -> float:
+def finite_mean(values: Iterable[float]) -> float:
     """Mean of the finite values (an undefined correlation is NaN, not a zero); NaN when none is finite."""
     finite = [float(v) for v in values if np.isfinite(v)]
     return float(np.mean(finite)) if finite else float("nan")

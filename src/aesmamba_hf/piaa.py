@@ -55,7 +55,7 @@ from .dataset_specs import PARA_ATTRIBUTE_NAMES
 from .evaluation.report import load_model_and_processor
 from .image_processing_aesmamba import ImageLoadError, load_image
 from .io_utils import atomic_open, atomic_savefig, atomic_write_json, atomic_write_text, json_safe
-from .metrics import plcc, srcc
+from .metrics import finite_mean, plcc, srcc
 from .modeling_aesmamba import AesMambaForAestheticAssessment
 from .training.collator import AesMambaDataCollator
 from .training.trainer import CosineAnnealing
@@ -413,11 +413,6 @@ def _std(values: Sequence[float]) -> float:
     return float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
 
 
-def _nanmean(values: Iterable[float]) -> float:
-    values = [v for v in values if v == v]
-    return float(np.mean(values)) if values else float("nan")
-
-
 def summarize(records: Sequence[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     """mean ± std of PLCC/SRCC per k and attribute (and their mean over attributes, ``"mean"``).
 
@@ -441,9 +436,9 @@ def summarize(records: Sequence[dict[str, Any]]) -> dict[str, dict[str, Any]]:
             repeats = sorted({r["repeat"] for r in rows})
             entry: dict[str, Any] = {"num_users": len(users), "num_repeats": len(repeats)}
             for metric in ("plcc", "srcc"):
-                per_user = [_nanmean(r[metric] for r in rows if r["user"] == u) for u in users]
-                per_repeat = [_nanmean(r[metric] for r in rows if r["repeat"] == rep) for rep in repeats]
-                entry[metric] = {"mean": _nanmean(per_user), "std_users": _std(per_user),
+                per_user = [finite_mean(r[metric] for r in rows if r["user"] == u) for u in users]
+                per_repeat = [finite_mean(r[metric] for r in rows if r["repeat"] == rep) for rep in repeats]
+                entry[metric] = {"mean": finite_mean(per_user), "std_users": _std(per_user),
                                  "std_repeats": _std(per_repeat)}
             block[attribute] = entry
         summary[key] = block
@@ -484,9 +479,9 @@ def plot_boxplot(records: Sequence[dict[str, Any]], path: PathLike, attribute: s
     def of(key: str) -> list[dict[str, Any]]:
         return [r for r in rows if (ZERO_SHOT if r["k"] in (0, ZERO_SHOT) else str(r["k"])) == key]
 
-    per_user = [[_nanmean(r["srcc"] for r in of(k) if r["user"] == u) for u in sorted({r["user"] for r in of(k)})]
+    per_user = [[finite_mean(r["srcc"] for r in of(k) if r["user"] == u) for u in sorted({r["user"] for r in of(k)})]
                 for k in keys]
-    per_repeat = [[_nanmean(r["srcc"] for r in of(k) if r["repeat"] == rep)
+    per_repeat = [[finite_mean(r["srcc"] for r in of(k) if r["repeat"] == rep)
                    for rep in sorted({r["repeat"] for r in of(k)})] for k in keys]
     fig, axes = plt.subplots(1, 2, figsize=(10, 4.2), sharey=True)
     rng = np.random.default_rng(0)

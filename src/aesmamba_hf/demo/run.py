@@ -522,7 +522,7 @@ def evaluate_stage(name: str, model: Any, processor: Any, dataset: Any, dataset_
         of = [photos[i] for i in predictions.image_ids]
         per_head = _within_photo_per_head(predictions.scores, predictions.targets, of)
         summary["within_photo_srcc"] = dict(zip(model.config.head_names, per_head))
-        summary["within_photo_mean_srcc"] = finite_mean(list(summary["within_photo_srcc"].values()))
+        summary["within_photo_mean_srcc"] = finite_mean(per_head)
     if users is not None:  # per-user correlations (the PIAA view): each user's ranking of the test images
         groups = [users[s] for s in predictions.sources]
         grouped = compute_grouped_metrics(predictions.scores, predictions.targets, groups,
@@ -557,12 +557,18 @@ def source_photos(bench_root: Path) -> dict[str, str]:
     return out
 
 
+def _mean_srcc_over_groups(pred: np.ndarray, true: np.ndarray, groups: Sequence[str], min_rows: int = 1) -> float:
+    """Mean over groups (source photos, users) of the SRCC within each group of at least ``min_rows`` rows; a
+    group whose correlation is undefined is left out."""
+    groups = np.asarray(groups)
+    return finite_mean([_srcc(pred[groups == g], true[groups == g])
+                        for g in np.unique(groups) if (groups == g).sum() >= min_rows])
+
+
 def within_photo_srcc(pred: np.ndarray, true: np.ndarray, photos: Sequence[str]) -> float:
     """Mean over source photos of the SRCC among that photo's edited variants: how well the edits are ranked,
     independent of the (unknowable) appeal of each held-out photo."""
-    photos = np.asarray(photos)
-    values = [_srcc(pred[photos == p], true[photos == p]) for p in np.unique(photos) if (photos == p).sum() > 2]
-    return finite_mean(values)
+    return _mean_srcc_over_groups(pred, true, photos, min_rows=3)
 
 
 def _within_photo_per_head(pred: np.ndarray, true: np.ndarray, photos: Sequence[str]) -> list[float]:
@@ -615,8 +621,7 @@ def baseline_stage(data: DemoData, out: Path, progress: _Progress,
             entry["within_photo_mean_srcc"] = finite_mean(_within_photo_per_head(pred, y_test, of))
         if task == "P":
             users = np.asarray(test["user_id"])
-            per_user = {n: float(np.nanmean([_srcc(pred[users == u, j], y_test[users == u, j])
-                                             for u in np.unique(users)])) for j, n in enumerate(names)}
+            per_user = {n: _mean_srcc_over_groups(pred[:, j], y_test[:, j], users) for j, n in enumerate(names)}
             entry["per_user_srcc"] = per_user
             entry["per_user_mean_srcc"] = float(np.mean(list(per_user.values())))
         results[task] = entry
@@ -656,8 +661,7 @@ def ceiling_stage(bench_root: Path, data: DemoData, photos: dict[str, str]) -> d
     pred = {a: exp["piaa"][a][rows, cols] for a in PARA_ATTRIBUTE_NAMES}
     out["P"] = {
         "srcc": {a: _srcc(pred[a], y[:, j]) for j, a in enumerate(PARA_ATTRIBUTE_NAMES)},
-        "per_user_srcc": {a: float(np.nanmean([_srcc(pred[a][users == u], y[users == u, j]) for u in np.unique(users)]))
-                          for j, a in enumerate(PARA_ATTRIBUTE_NAMES)},
+        "per_user_srcc": {a: _mean_srcc_over_groups(pred[a], y[:, j], users) for j, a in enumerate(PARA_ATTRIBUTE_NAMES)},
     }
     for entry in out.values():
         entry["mean_srcc"] = float(np.mean(list(entry["srcc"].values())))
