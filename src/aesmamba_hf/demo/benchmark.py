@@ -108,7 +108,7 @@ class BenchmarkSize:
 
 SIZES = {
     # 3-7 comments per image: AVA-Captions has ~5 per image (Ghosal et al. 2019, ~230k images)
-    "default": BenchmarkSize(None, 240, 30, 0.7, 400, (60, 150), (3, 7)),
+    "default": BenchmarkSize(None, 145, 30, 0.7, 400, (60, 150), (3, 7)),
     "quick": BenchmarkSize(12, 8, 16, 0.8, 120, (30, 60), (2, 4), short_side=64),
 }
 
@@ -711,7 +711,7 @@ def generate_benchmark(
 ) -> BenchmarkPaths:
     """Generate the demo benchmark under ``out_dir`` (see the module docstring and the written README).
 
-    ``size`` picks defaults from :data:`SIZES` (``"default"``: all photos x 240 variants at 128 px, 30 users;
+    ``size`` picks defaults from :data:`SIZES` (``"default"``: all photos x 145 variants at 128 px, 30 users;
     ``"quick"``: 12 photos x 8 variants at 64 px, 16 users); ``num_users``, ``variants_per_photo`` and
     ``num_photos`` override them. A folder that already holds a generated benchmark is replaced; any
     other non-empty folder needs ``overwrite=True``.

@@ -48,6 +48,11 @@ _LOM = "usr/share/doc/lomiri-wallpapers*/copyright"
 _LXQ = "usr/share/lxqt/wallpapers/License"
 _LOM16 = "usr/share/backgrounds/{}.jpg"
 _LXQP = "usr/share/lxqt/wallpapers/{}"
+_MATE = "usr/share/backgrounds/mate/nature/{}.jpg"
+_MATEC = "usr/share/doc/mate-backgrounds/copyright"
+_PLA = "usr/share/wallpapers/{}/contents/images/2560x1600.jpg"
+_PLAC = "usr/share/doc/plasma-workspace-wallpapers/copyright"
+_PLAN = "the wallpaper's metadata.json says LGPLv3; the Debian copyright file says GPL-2+ for the whole package"
 
 SOURCES: tuple[PhotoSource, ...] = (
     # scikit-image: only these colour photographs are bundled in the wheel (the rest are fetched by pooch)
@@ -126,14 +131,59 @@ SOURCES: tuple[PhotoSource, ...] = (
                 "landscape", _LXQ),
     PhotoSource("lxqt_green_hills", "debian", "lxqt-themes", _LXQP.format("this-is-not-windows.jpg"),
                 "CC-BY-SA-3.0", "stefonarch", "landscape", _LXQ),
+    # Debian mate-backgrounds (photographs only; the renders and abstracts are left out)
+    PhotoSource("mate_storm", "debian", "mate-backgrounds", _MATE.format("Storm"), "GPL-2.0-or-later",
+                "Sergey Nazarov", "landscape", _MATEC),
+    PhotoSource("mate_green_meadow", "debian", "mate-backgrounds", _MATE.format("GreenMeadow"),
+                "GPL-2.0-or-later", "Timothy Schellhase, Lapo Calamandrei", "plant", _MATEC),
+    PhotoSource("mate_dune", "debian", "mate-backgrounds", _MATE.format("Dune"), "GPL-2.0-or-later",
+                "Marco Cogoni, Hylke Bons", "landscape", _MATEC),
+    PhotoSource("mate_ladybird", "debian", "mate-backgrounds", _MATE.format("LadyBird"), "GPL-2.0-or-later",
+                "Charles Barbin", "animal", _MATEC),
+    PhotoSource("mate_aqua", "debian", "mate-backgrounds", _MATE.format("Aqua"), "GPL-2.0-or-later",
+                "Charles Barbin", "object", _MATEC),
+    PhotoSource("mate_blinds", "debian", "mate-backgrounds", _MATE.format("Blinds"), "GPL-2.0-or-later",
+                "Lennart Poettering, Andrea Cimitan", "plant", _MATEC),
+    PhotoSource("mate_fresh_flower", "debian", "mate-backgrounds", _MATE.format("FreshFlower"), "GPL-2.0-or-later",
+                "Jens Ansorg", "plant", _MATEC),
+    PhotoSource("mate_garden", "debian", "mate-backgrounds", _MATE.format("Garden"), "GPL-2.0-or-later",
+                "Charles Barbin", "plant", _MATEC),
+    PhotoSource("mate_rain_drops", "debian", "mate-backgrounds", _MATE.format("RainDrops"), "GPL-2.0-or-later",
+                "blackcombwhistler07", "plant", _MATEC),
+    PhotoSource("mate_two_wings", "debian", "mate-backgrounds", _MATE.format("TwoWings"), "GPL-2.0-or-later",
+                "Charles Barbin, Hylke Bons", "plant", _MATEC),
+    PhotoSource("mate_yellow_flower", "debian", "mate-backgrounds", _MATE.format("YellowFlower"), "GPL-2.0-or-later",
+                "Charles Barbin", "plant", _MATEC),
+    PhotoSource("mate_wood", "debian", "mate-backgrounds", _MATE.format("Wood"), "GPL-2.0-or-later",
+                "Jean-François Fortin Tam", "object", _MATEC),
+    # Debian plasma-workspace-wallpapers (photographs only; the renders are left out)
+    PhotoSource("plasma_cold_ripple", "debian", "plasma-workspace-wallpapers", _PLA.format("ColdRipple"),
+                "GPL-2.0-or-later", "Risto Saukonpää", "landscape", _PLAC, _PLAN),
+    PhotoSource("plasma_darkest_hour", "debian", "plasma-workspace-wallpapers", _PLA.format("DarkestHour"),
+                "GPL-2.0-or-later", "Risto Saukonpää", "landscape", _PLAC, _PLAN),
+    PhotoSource("plasma_summer_1am", "debian", "plasma-workspace-wallpapers", _PLA.format("summer_1am"),
+                "GPL-2.0-or-later", "Risto Saukonpää", "sky", _PLAC, _PLAN),
+    PhotoSource("plasma_by_the_water", "debian", "plasma-workspace-wallpapers", _PLA.format("BytheWater"),
+                "GPL-2.0-or-later", "Maciej Wiklo", "landscape", _PLAC, _PLAN),
+    PhotoSource("plasma_evening_glow", "debian", "plasma-workspace-wallpapers", _PLA.format("EveningGlow"),
+                "GPL-2.0-or-later", "Ian Hex", "landscape", _PLAC, _PLAN),
+    PhotoSource("plasma_path", "debian", "plasma-workspace-wallpapers", _PLA.format("Path"),
+                "GPL-2.0-or-later", "Risto Saukonpää", "landscape", _PLAC, _PLAN),
+    PhotoSource("plasma_grey", "debian", "plasma-workspace-wallpapers", _PLA.format("Grey"),
+                "GPL-2.0-or-later", "Sigi Sagi", "architecture", _PLAC, _PLAN),
+    PhotoSource("plasma_colorful_cups", "debian", "plasma-workspace-wallpapers", _PLA.format("ColorfulCups"),
+                "GPL-2.0-or-later", "Dmitri Popov", "still_life", _PLAC, _PLAN),
+    PhotoSource("plasma_fallen_leaf", "debian", "plasma-workspace-wallpapers", _PLA.format("FallenLeaf"),
+                "GPL-2.0-or-later", "Martin Klapetek", "plant", _PLAC, _PLAN),
+    PhotoSource("plasma_one_stands_out", "debian", "plasma-workspace-wallpapers", _PLA.format("OneStandsOut"),
+                "GPL-2.0-or-later", "Risto Saukonpää", "plant", _PLAC, _PLAN),
 )
 
 # Pinned where the photo left later releases (scipy.misc.face moved to a pooch download in scipy 1.10).
 PYPI_PACKAGES = {"scikit-image": "scikit-image==0.26.0", "scikit-learn": "scikit-learn==1.9.1",
                  "scipy": "scipy==1.9.3", "matplotlib": "matplotlib==3.11.2"}
-DEBIAN_PACKAGES = ("lomiri-wallpapers-16.04", "lomiri-wallpapers-20.04", "lxqt-themes")
-# Left out on purpose: plasma-workspace-wallpapers (9 usable photos, but its metadata says LGPL-3 while the
-# Debian copyright file says GPL-2+), mate-backgrounds (GPL-2+ photos), ukui/lomiri-20.04 renders.
+DEBIAN_PACKAGES = ("lomiri-wallpapers-16.04", "lomiri-wallpapers-20.04", "lxqt-themes", "mate-backgrounds",
+                   "plasma-workspace-wallpapers")
 
 
 def _sha256(path: str) -> str:
@@ -222,7 +272,9 @@ def build(work: str, out: str) -> list[dict]:
     manifest = {
         "description": "Real photographs bundled for the `aesmamba demo` benchmark. Each was taken from a "
                        "registry package and resized (short side 320 px, JPEG quality 90) by "
-                       "aesmamba_hf/demo/collect_photos.py; licences are those stated in the package.",
+                       "aesmamba_hf/demo/collect_photos.py; licences are those stated in the package. The "
+                       "photos keep their own licences (several are copyleft: CC-BY-SA, GPL-2+); they are data "
+                       "shipped beside the package's Apache-2.0 code, not part of it.",
         "photos": entries,
     }
     with open(os.path.join(out, "MANIFEST.json"), "w", encoding="utf-8") as f:
