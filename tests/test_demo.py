@@ -151,6 +151,20 @@ def test_exported_models_are_hub_ready_and_load_in_the_pipeline(demo):
     assert math.isfinite(result["score"])
 
 
+def test_balanced_loss_counts_come_from_the_benchmark_training_split(demo):
+    from aesmamba_hf.dataset_specs import PARA_CLASS_COUNTS
+
+    out, report, _ = demo
+    for key in ("F", "V", "M"):
+        config = json.loads((out / report["models"][key] / "config.json").read_text(encoding="utf-8"))
+        class_heads = [h for h in config["heads"] if h.get("num_scale_classes", 0)]
+        assert class_heads, key
+        for head in class_heads:  # one class per training row, not the real dataset's histogram
+            assert sum(head["class_counts"]) == report["training"][key]["train_rows"], (key, head["name"])
+            if key == "F":
+                assert head["class_counts"] != PARA_CLASS_COUNTS[head["name"]]
+
+
 def test_progress_and_pipeline_table_are_printed(demo):
     _, report, lines = demo
     text = "\n".join(lines)

@@ -62,7 +62,7 @@ MODEL_NAMES = {"V": "aesmamba-demo-v", "M": "aesmamba-demo-m", "F": "aesmamba-de
                "P0": "aesmamba-demo-p-noprompt"}
 DEMO_DATA_NOTE = (
     "Synthetic ratings of controlled edits (blur, noise, JPEG, exposure, saturation, colour cast, crop, tilt) of "
-    "32 real photographs bundled with the package, scored by simulated raters whose taste depends on their "
+    "the real photographs bundled with the package, scored by simulated raters whose taste depends on their "
     "PARA-style characters and who, like real raters, judge softness, grain, blocking, brightness, colourfulness, "
     "tint and framing as they show in the delivered pixels, and a tilt as far as it shows on level lines. It "
     "tests that the code learns what the ratings encode; it is not human aesthetics data and says nothing about "
@@ -443,6 +443,15 @@ def _set_score_bias(model: Any, train_targets: np.ndarray) -> None:
         for j, head in enumerate(model.config.heads):
             if head["kind"] == "scalar":
                 model.heads[head["name"]].score.fc2.bias.fill_(float(np.nanmean(train_targets[:, j])))
+
+
+def _class_counts_from(model: Any, train_split: Any) -> None:
+    """The balanced loss's class counts from this benchmark's training split (the heads are built with the real
+    dataset's counts, and ``train`` keeps the counts of a model it is given)."""
+    from ..training import class_counts_per_head, set_class_counts
+
+    if model.config.num_scale_classes:
+        set_class_counts(model.config, class_counts_per_head(train_split))
 
 
 def train_stage(
@@ -979,6 +988,7 @@ def _run(out: Path, config: DemoConfig, preset: str, overwrite: bool,
         with progress.stage("train_F", "F (9 PARA attributes) from scratch"):
             model = build_model(demo_model_config("F", config, "PARA", name=MODEL_NAMES["F"]))
             _set_score_bias(model, _targets(data.splits["F"]["train"]))
+            _class_counts_from(model, data.splits["F"]["train"])
             processors["F"] = demo_processor(config, "PARA", False, "F")
             report["training"]["F"] = train_stage("F", model, processors["F"], data.splits["F"], config.f_stage,
                                                   config, work / "runs" / "F", progress)
@@ -992,6 +1002,7 @@ def _run(out: Path, config: DemoConfig, preset: str, overwrite: bool,
                 model = build_model(demo_model_config(task, config, "AVA", name=MODEL_NAMES[task]),
                                     text_encoder=minilm_path() if task == "M" else None)
                 init = _init_from(model, trained["F"], heads=False)
+                _class_counts_from(model, data.splits[task]["train"])
                 _freeze_text(model, config.text_trainable_layers)
                 processors[task] = demo_processor(config, "AVA", task == "M", task)
                 with _text_cache(model, config):

@@ -14,8 +14,10 @@ from .trainer import (
     build_model,
     build_processor,
     build_trainer,
+    class_counts_per_head,
     find_resumable_checkpoint,
     make_training_arguments,
+    set_class_counts,
     train,
 )
 
@@ -31,9 +33,11 @@ __all__ = [
     "build_processor",
     "build_trainer",
     "cached_text_encoder",
+    "class_counts_per_head",
     "find_resumable_checkpoint",
     "list_recipes",
     "load_recipe",
     "make_training_arguments",
+    "set_class_counts",
     "train",
 ]

@@ -57,7 +57,8 @@ class TrainConfig:
         check_images: open every image during data validation (slow on AVA; catches corrupt files).
         bad_rows: ``"drop"`` (report and drop rows that fail validation) or ``"error"``.
         class_counts_from_data: set the balanced loss's class counts n_c from the training split actually
-            used (new models only; a checkpoint keeps its counts).
+            used (models built by ``train``; a checkpoint, or a model passed to ``train``, keeps its counts:
+            see ``set_class_counts``).
         image_size, train_resize: evaluation resize and training resize → random crop sizes (224, 256).
         evaluate_test: after training, also evaluate the final model on the test split (reported only).
 

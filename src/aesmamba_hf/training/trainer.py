@@ -341,7 +341,7 @@ def build_model(cfg: TrainConfig, class_counts: Optional[list[list[int]]] = None
         if config.task != cfg.task:
             raise ValueError(f"the model config is task {config.task} but the recipe trains task {cfg.task}")
         if class_counts is not None and cfg.class_counts_from_data:
-            _set_class_counts(config, class_counts)
+            set_class_counts(config, class_counts)
         config.architectures = ["AesMambaForAestheticAssessment"]
         text_model = cfg.text_model if config.uses_text else None
         model = building.build_model(config, vision_checkpoint=cfg.vision_checkpoint, text_encoder=text_model)
@@ -357,7 +357,9 @@ def _with_overrides(config: AesMambaConfig, overrides: Mapping[str, Any]) -> Aes
     return AesMambaConfig.from_dict(data)
 
 
-def _set_class_counts(config: AesMambaConfig, counts: list[list[int]]) -> None:
+def set_class_counts(config: AesMambaConfig, counts: list[list[int]]) -> None:
+    """Give each scale-class head the class counts n_c of its balanced loss (e.g. :func:`class_counts_per_head`
+    of the training split); heads without classes, and a ``counts`` list of the wrong length, are left alone."""
     if len(counts) != config.num_heads:
         return
     heads = [dict(h) for h in config.heads]
@@ -721,6 +723,7 @@ __all__ = [
     "find_resumable_checkpoint",
     "make_metrics",
     "make_training_arguments",
+    "set_class_counts",
     "train",
     "training_arguments_kwargs",
     "validate_splits",
