@@ -184,6 +184,9 @@ PYPI_PACKAGES = {"scikit-image": "scikit-image==0.26.0", "scikit-learn": "scikit
                  "scipy": "scipy==1.9.3", "matplotlib": "matplotlib==3.11.2"}
 DEBIAN_PACKAGES = ("lomiri-wallpapers-16.04", "lomiri-wallpapers-20.04", "lxqt-themes", "mate-backgrounds",
                    "plasma-workspace-wallpapers")
+# mate and plasma photos are GPL-2+ (plasma's own metadata says LGPLv3): copyleft, redistributable with credit,
+# recorded per photo. They bring the horizons and jetties that make a tilt learnable. Left out: renders and
+# abstracts (ukui-wallpapers, gnome-backgrounds, the rest of mate and plasma).
 
 
 def _sha256(path: str) -> str:
