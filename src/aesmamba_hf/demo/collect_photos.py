@@ -48,11 +48,22 @@ _LOM = "usr/share/doc/lomiri-wallpapers*/copyright"
 _LXQ = "usr/share/lxqt/wallpapers/License"
 _LOM16 = "usr/share/backgrounds/{}.jpg"
 _LXQP = "usr/share/lxqt/wallpapers/{}"
-_MATE = "usr/share/backgrounds/mate/nature/{}.jpg"
-_MATEC = "usr/share/doc/mate-backgrounds/copyright"
-_PLA = "usr/share/wallpapers/{}/contents/images/2560x1600.jpg"
-_PLAC = "usr/share/doc/plasma-workspace-wallpapers/copyright"
-_PLAN = "the wallpaper's metadata.json says LGPLv3; the Debian copyright file says GPL-2+ for the whole package"
+
+
+def _mate(name: str, file_stem: str, author: str, semantic: str) -> PhotoSource:
+    """A photo of Debian's mate-backgrounds: all GPL-2+ (its copyright file)."""
+    return PhotoSource(f"mate_{name}", "debian", "mate-backgrounds", f"usr/share/backgrounds/mate/nature/{file_stem}.jpg",
+                       "GPL-2.0-or-later", author, semantic, "usr/share/doc/mate-backgrounds/copyright")
+
+
+def _plasma(name: str, wallpaper: str, author: str, semantic: str) -> PhotoSource:
+    """A photo of Debian's plasma-workspace-wallpapers: GPL-2+ by its copyright file, LGPLv3 by its metadata."""
+    return PhotoSource(f"plasma_{name}", "debian", "plasma-workspace-wallpapers",
+                       f"usr/share/wallpapers/{wallpaper}/contents/images/2560x1600.jpg", "GPL-2.0-or-later", author,
+                       semantic, "usr/share/doc/plasma-workspace-wallpapers/copyright",
+                       "the wallpaper's metadata.json says LGPLv3; the Debian copyright file says GPL-2+ for the whole "
+                       "package")
+
 
 SOURCES: tuple[PhotoSource, ...] = (
     # scikit-image: only these colour photographs are bundled in the wheel (the rest are fetched by pooch)
@@ -132,51 +143,29 @@ SOURCES: tuple[PhotoSource, ...] = (
     PhotoSource("lxqt_green_hills", "debian", "lxqt-themes", _LXQP.format("this-is-not-windows.jpg"),
                 "CC-BY-SA-3.0", "stefonarch", "landscape", _LXQ),
     # Debian mate-backgrounds (photographs only; the renders and abstracts are left out)
-    PhotoSource("mate_storm", "debian", "mate-backgrounds", _MATE.format("Storm"), "GPL-2.0-or-later",
-                "Sergey Nazarov", "landscape", _MATEC),
-    PhotoSource("mate_green_meadow", "debian", "mate-backgrounds", _MATE.format("GreenMeadow"),
-                "GPL-2.0-or-later", "Timothy Schellhase, Lapo Calamandrei", "plant", _MATEC),
-    PhotoSource("mate_dune", "debian", "mate-backgrounds", _MATE.format("Dune"), "GPL-2.0-or-later",
-                "Marco Cogoni, Hylke Bons", "landscape", _MATEC),
-    PhotoSource("mate_ladybird", "debian", "mate-backgrounds", _MATE.format("LadyBird"), "GPL-2.0-or-later",
-                "Charles Barbin", "animal", _MATEC),
-    PhotoSource("mate_aqua", "debian", "mate-backgrounds", _MATE.format("Aqua"), "GPL-2.0-or-later",
-                "Charles Barbin", "object", _MATEC),
-    PhotoSource("mate_blinds", "debian", "mate-backgrounds", _MATE.format("Blinds"), "GPL-2.0-or-later",
-                "Lennart Poettering, Andrea Cimitan", "plant", _MATEC),
-    PhotoSource("mate_fresh_flower", "debian", "mate-backgrounds", _MATE.format("FreshFlower"), "GPL-2.0-or-later",
-                "Jens Ansorg", "plant", _MATEC),
-    PhotoSource("mate_garden", "debian", "mate-backgrounds", _MATE.format("Garden"), "GPL-2.0-or-later",
-                "Charles Barbin", "plant", _MATEC),
-    PhotoSource("mate_rain_drops", "debian", "mate-backgrounds", _MATE.format("RainDrops"), "GPL-2.0-or-later",
-                "blackcombwhistler07", "plant", _MATEC),
-    PhotoSource("mate_two_wings", "debian", "mate-backgrounds", _MATE.format("TwoWings"), "GPL-2.0-or-later",
-                "Charles Barbin, Hylke Bons", "plant", _MATEC),
-    PhotoSource("mate_yellow_flower", "debian", "mate-backgrounds", _MATE.format("YellowFlower"), "GPL-2.0-or-later",
-                "Charles Barbin", "plant", _MATEC),
-    PhotoSource("mate_wood", "debian", "mate-backgrounds", _MATE.format("Wood"), "GPL-2.0-or-later",
-                "Jean-François Fortin Tam", "object", _MATEC),
+    _mate("storm", "Storm", "Sergey Nazarov", "landscape"),
+    _mate("green_meadow", "GreenMeadow", "Timothy Schellhase, Lapo Calamandrei", "plant"),
+    _mate("dune", "Dune", "Marco Cogoni, Hylke Bons", "landscape"),
+    _mate("ladybird", "LadyBird", "Charles Barbin", "animal"),
+    _mate("aqua", "Aqua", "Charles Barbin", "object"),
+    _mate("blinds", "Blinds", "Lennart Poettering, Andrea Cimitan", "plant"),
+    _mate("fresh_flower", "FreshFlower", "Jens Ansorg", "plant"),
+    _mate("garden", "Garden", "Charles Barbin", "plant"),
+    _mate("rain_drops", "RainDrops", "blackcombwhistler07", "plant"),
+    _mate("two_wings", "TwoWings", "Charles Barbin, Hylke Bons", "plant"),
+    _mate("yellow_flower", "YellowFlower", "Charles Barbin", "plant"),
+    _mate("wood", "Wood", "Jean-François Fortin Tam", "object"),
     # Debian plasma-workspace-wallpapers (photographs only; the renders are left out)
-    PhotoSource("plasma_cold_ripple", "debian", "plasma-workspace-wallpapers", _PLA.format("ColdRipple"),
-                "GPL-2.0-or-later", "Risto Saukonpää", "landscape", _PLAC, _PLAN),
-    PhotoSource("plasma_darkest_hour", "debian", "plasma-workspace-wallpapers", _PLA.format("DarkestHour"),
-                "GPL-2.0-or-later", "Risto Saukonpää", "landscape", _PLAC, _PLAN),
-    PhotoSource("plasma_summer_1am", "debian", "plasma-workspace-wallpapers", _PLA.format("summer_1am"),
-                "GPL-2.0-or-later", "Risto Saukonpää", "sky", _PLAC, _PLAN),
-    PhotoSource("plasma_by_the_water", "debian", "plasma-workspace-wallpapers", _PLA.format("BytheWater"),
-                "GPL-2.0-or-later", "Maciej Wiklo", "landscape", _PLAC, _PLAN),
-    PhotoSource("plasma_evening_glow", "debian", "plasma-workspace-wallpapers", _PLA.format("EveningGlow"),
-                "GPL-2.0-or-later", "Ian Hex", "landscape", _PLAC, _PLAN),
-    PhotoSource("plasma_path", "debian", "plasma-workspace-wallpapers", _PLA.format("Path"),
-                "GPL-2.0-or-later", "Risto Saukonpää", "landscape", _PLAC, _PLAN),
-    PhotoSource("plasma_grey", "debian", "plasma-workspace-wallpapers", _PLA.format("Grey"),
-                "GPL-2.0-or-later", "Sigi Sagi", "architecture", _PLAC, _PLAN),
-    PhotoSource("plasma_colorful_cups", "debian", "plasma-workspace-wallpapers", _PLA.format("ColorfulCups"),
-                "GPL-2.0-or-later", "Dmitri Popov", "still_life", _PLAC, _PLAN),
-    PhotoSource("plasma_fallen_leaf", "debian", "plasma-workspace-wallpapers", _PLA.format("FallenLeaf"),
-                "GPL-2.0-or-later", "Martin Klapetek", "plant", _PLAC, _PLAN),
-    PhotoSource("plasma_one_stands_out", "debian", "plasma-workspace-wallpapers", _PLA.format("OneStandsOut"),
-                "GPL-2.0-or-later", "Risto Saukonpää", "plant", _PLAC, _PLAN),
+    _plasma("cold_ripple", "ColdRipple", "Risto Saukonpää", "landscape"),
+    _plasma("darkest_hour", "DarkestHour", "Risto Saukonpää", "landscape"),
+    _plasma("summer_1am", "summer_1am", "Risto Saukonpää", "sky"),
+    _plasma("by_the_water", "BytheWater", "Maciej Wiklo", "landscape"),
+    _plasma("evening_glow", "EveningGlow", "Ian Hex", "landscape"),
+    _plasma("path", "Path", "Risto Saukonpää", "landscape"),
+    _plasma("grey", "Grey", "Sigi Sagi", "architecture"),
+    _plasma("colorful_cups", "ColorfulCups", "Dmitri Popov", "still_life"),
+    _plasma("fallen_leaf", "FallenLeaf", "Martin Klapetek", "plant"),
+    _plasma("one_stands_out", "OneStandsOut", "Risto Saukonpää", "plant"),
 )
 
 # Pinned where the photo left later releases (scipy.misc.face moved to a pooch download in scipy 1.10).
