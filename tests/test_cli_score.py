@@ -15,6 +15,13 @@ from transformers import AutoModel, pipeline
 
 import aesmamba_hf.pipeline  # noqa: F401
 from _io_helpers import random_image, save_tiny_model
+from aesmamba_hf import (
+    AesMambaConfig,
+    AesMambaForAestheticAssessment,
+    RandomWeightsError,
+    load_model,
+    load_scorer,
+)
 from aesmamba_hf.cli import main
 from aesmamba_hf.cli import score as score_cli
 from aesmamba_hf.variants import ALIASES, VARIANTS, get_variant, resolve_model
@@ -115,7 +122,9 @@ def test_score_folder_reports_exactly_the_broken_files_and_scores_the_rest(model
 def test_interrupted_run_resumes_without_duplicates(models, photo_folder, tmp_path, monkeypatch, suffix):
     root, good, broken = photo_folder
     output = tmp_path / f"run{suffix}"
-    original = score_cli.score_batch
+    from aesmamba_hf.inference.predictor import Predictor
+
+    original = Predictor.predict_examples
     calls = {"n": 0}
 
     def crashing(*args, **kwargs):
@@ -124,13 +133,13 @@ def test_interrupted_run_resumes_without_duplicates(models, photo_folder, tmp_pa
             raise KeyboardInterrupt  # Ctrl-C in the middle of the run
         return original(*args, **kwargs)
 
-    monkeypatch.setattr(score_cli, "score_batch", crashing)
+    monkeypatch.setattr(Predictor, "predict_examples", crashing)
     command = ["score", str(root), "--model", str(models["F"]), "--output", str(output), "--batch-size", "4",
                "--no-progress"]
     assert main(command) == 130
     first = _read(output)
     assert 0 < len(first) <= 4 and len({r["path"] for r in first}) == len(first)
-    monkeypatch.setattr(score_cli, "score_batch", original)
+    monkeypatch.setattr(Predictor, "predict_examples", original)
     # a torn last line (crash inside a write) is cut off on the next run
     with open(output, "a", encoding="utf-8") as handle:
         handle.write('{"path": "/half/writ' if suffix == ".jsonl" else "/half/written.jpg,ok,0.1")
@@ -165,7 +174,9 @@ def test_retry_errors_and_mismatched_outputs(models, photo_folder, tmp_path, cap
     assert main(["score", str(root), "--model", str(models["F"]), "--output", str(output), "--no-progress"]) == 2
     assert "different model" in capsys.readouterr().err
     assert main(["score", str(root), "--model", str(models["V"]), "--output", str(tmp_path / "x.txt")]) == 2
-    assert main(["score", str(tmp_path / "nowhere"), "--model", str(models["V"]), "--output", str(output)]) == 2
+    # a missing path is an error row with its reason; the run goes on
+    assert main(["score", str(tmp_path / "nowhere"), "--model", str(models["V"]), "--output", str(output)]) == 0
+    assert next(r for r in _read(output) if r["path"] == str(tmp_path / "nowhere"))["error"] == "no such file"
 
 
 def test_user_profile_and_comments_files(models, tmp_path):
@@ -219,7 +230,8 @@ def _tiny_hub_configs(tmp_path: Path) -> Path:
     return root
 
 
-def test_download_falls_back_to_random_weights_and_alias_folder_loads(tmp_path, monkeypatch, capsys):
+def test_download_offline_fails_without_opt_in_and_random_weights_are_refused_unless_allowed(
+        tmp_path, monkeypatch, capsys):
     import huggingface_hub
 
     def offline(**kwargs):
@@ -228,25 +240,45 @@ def test_download_falls_back_to_random_weights_and_alias_folder_loads(tmp_path, 
     monkeypatch.setattr(huggingface_hub, "snapshot_download", offline)
     monkeypatch.setenv("AESMAMBA_HUB_CONFIGS", str(_tiny_hub_configs(tmp_path)))
     monkeypatch.chdir(tmp_path)
-    assert main(["download", "aesmamba-p"]) == 0
+    # no opt-in: a non-zero exit, a sentence, and nothing left behind
+    assert main(["download", "aesmamba-p"]) == 1
+    err = capsys.readouterr().err
+    assert "could not be downloaded" in err and "offline mode" in err and "--random-weights" in err
+    assert not (tmp_path / "aesmamba-p").exists()
+    # explicit opt-in: built with random weights, marked one way (config.json), announced loudly
+    assert main(["download", "aesmamba-p", "--random-weights"]) == 0
     err = capsys.readouterr().err
     assert "RANDOM WEIGHTS" in err and "aesmamba-hf/aesmamba-p-para" in err and "offline mode" in err
     folder = tmp_path / "aesmamba-p"
     names = {p.name for p in folder.iterdir()}
-    assert {"config.json", "model.safetensors", "processor_config.json", "vocab.txt", "tokenizer_config.json",
-            score_cli.RANDOM_WEIGHTS_MARKER} <= names
+    assert {"config.json", "model.safetensors", "processor_config.json", "vocab.txt", "tokenizer_config.json"} <= names
+    assert score_cli.RANDOM_WEIGHTS_MARKER not in names
+    assert json.loads((folder / "config.json").read_text())["random_weights"] is True
     model = AutoModel.from_pretrained("aesmamba-p")  # as users write it
     assert model.config.task == "P" and model.config.variant == "aesmamba-p-para"
     assert resolve_model("aesmamba-p") == "aesmamba-p"
-    assert main(["download", "aesmamba-p"]) == 2  # will not overwrite
+    assert main(["download", "aesmamba-p", "--random-weights"]) == 2  # will not overwrite
     assert "already exists" in capsys.readouterr().err
-    # scoring with it works and warns loudly
+    # every entry point refuses the folder without the opt-in, and flags it with it
     random_image(0).save(tmp_path / "x.jpg")
-    assert main(["score", "x.jpg", "--model", "aesmamba-p", "--output", "o.csv", "--no-progress"]) == 0
+    assert main(["score", "x.jpg", "--model", "aesmamba-p", "--output", "o.csv", "--no-progress"]) == 2
+    assert "RANDOM weights" in capsys.readouterr().err and not (tmp_path / "o.csv").exists()
+    assert main(["score", "x.jpg", "--model", "aesmamba-p", "--output", "o.csv", "--no-progress",
+                 "--random-weights"]) == 0
     assert "RANDOM weights" in capsys.readouterr().err
+    with pytest.raises(RandomWeightsError):
+        load_scorer("aesmamba-p")
     assert main(["info", "aesmamba-p"]) == 0
     out = capsys.readouterr().out
     assert "weights:       RANDOM" in out and "task P" in out and "willingToShare" in out
+
+
+def test_a_model_the_user_builds_and_saves_is_not_marked(tmp_path):
+    config = AesMambaConfig.tiny(task="V")
+    config.architectures = ["AesMambaForAestheticAssessment"]
+    AesMambaForAestheticAssessment(config).save_pretrained(tmp_path / "mine")
+    loaded = load_model(tmp_path / "mine")
+    assert not loaded.random_weights and loaded.model.config.random_weights is False
 
 
 def test_download_from_the_hub(tmp_path, monkeypatch):

@@ -99,7 +99,7 @@ def test_export_writes_a_complete_folder(exported_p):
     config = json.loads((result.path / "config.json").read_text())
     assert config["auto_map"] == {"AutoConfig": "configuration_aesmamba.AesMambaConfig",
                                   "AutoModel": "modeling_aesmamba.AesMambaForAestheticAssessment"}
-    assert config["untrained"] is False and result.trained
+    assert config["random_weights"] is False and "untrained" not in config and result.trained
     processor_config = json.loads((result.path / "processor_config.json").read_text())
     assert processor_config["auto_map"]["AutoProcessor"] == "processing_aesmamba.AesMambaProcessor"
 
@@ -148,18 +148,23 @@ def test_model_card(exported_p):
 
 
 def test_untrained_variant_export_via_cli(tmp_path, monkeypatch, capsys):
-    """A variant alias without offline weights: built from hub_configs with random weights, said loudly."""
-    from aesmamba_hf import hub
+    """A variant alias without offline weights: refused, unless random weights are asked for; then marked."""
     from aesmamba_hf.cli import main
+    from aesmamba_hf.hub import export as hub_export
 
     configs = tmp_path / "hub_configs" / "aesmamba-v-aadb"
     tiny = AesMambaConfig.tiny("V", dataset="AADB", variant="aesmamba-v-aadb")
     tiny.vision_config.scan_backend = "chunked"
     tiny.save_pretrained(configs)
     monkeypatch.setenv("AESMAMBA_HUB_CONFIGS", str(tmp_path / "hub_configs"))
-    monkeypatch.setattr(hub, "_cached_variant_snapshot", lambda variant: None)  # nothing in the Hub cache
+    monkeypatch.setattr(hub_export, "_cached_variant_snapshot", lambda variant: None)  # nothing in the Hub cache
     out = tmp_path / "out"
-    assert main(["export", "aesmamba-v-aadb", str(out)]) == 0
+    # no opt-in: refused with what to do, nothing written
+    assert main(["export", "aesmamba-v-aadb", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert "no trained weights" in err and "--random-weights" in err and "--weights" in err
+    assert not out.exists() or not any(out.iterdir())
+    assert main(["export", "aesmamba-v-aadb", str(out), "--random-weights"]) == 0
     err = capsys.readouterr().err
     assert "UNTRAINED" in err
     readme = (out / "README.md").read_text()
@@ -168,16 +173,18 @@ def test_untrained_variant_export_via_cli(tmp_path, monkeypatch, capsys):
     assert "**UNTRAINED MODEL — RANDOM WEIGHTS.**" in readme
     assert "| `aesthetic` | scalar score | 0 – 1 | yes | 0.5 |" in readme
     assert "mean [0.4370215, 0.42606467, 0.39389639]" in readme  # AADB's own normalization
-    assert json.loads((out / "config.json").read_text())["untrained"] is True
-    assert (out / "RANDOM_WEIGHTS.txt").is_file()
+    config = json.loads((out / "config.json").read_text())
+    assert config["random_weights"] is True and "untrained" not in config  # one mark
+    assert not (out / "RANDOM_WEIGHTS.txt").exists()
     assert {"selective_scan_cpu.py", "dataset_specs.py", "processor_config.json"} <= {p.name for p in out.iterdir()}
-    # refusing instead, and refusing to overwrite
-    assert main(["export", "aesmamba-v-aadb", str(tmp_path / "strict"), "--require-trained"]) == 1
+    assert main(["export", "aesmamba-v-aadb", str(tmp_path / "strict"), "--random-weights", "--require-trained"]) == 1
     assert "no trained weights" in capsys.readouterr().err
-    assert main(["export", "aesmamba-v-aadb", str(out)]) == 1
+    assert main(["export", "aesmamba-v-aadb", str(out), "--random-weights"]) == 1
     assert "not empty" in capsys.readouterr().err
-    # re-exporting the folder keeps it marked untrained
-    assert main(["export", str(out), str(tmp_path / "again")]) == 0
+    # the marked folder is refused as a source without the opt-in; re-exported with it, it stays marked
+    assert main(["export", str(out), str(tmp_path / "again")]) == 1
+    assert "RANDOM weights" in capsys.readouterr().err
+    assert main(["export", str(out), str(tmp_path / "again"), "--random-weights"]) == 0
     assert "untrained" in front_matter((tmp_path / "again" / "README.md").read_text())["tags"]
 
 

@@ -8,31 +8,14 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Optional, Union
+from typing import Optional, Union
 
 from transformers import AutoConfig, BertModel
 
 from .configuration_aesmamba import AesMambaConfig
 from .conversion import load_vmamba_checkpoint
 from .modeling_aesmamba import AesMambaForAestheticAssessment
-from .variants import get_variant, hub_configs_dir
-
-
-def variant_config(name: str, **overrides: Any) -> AesMambaConfig:
-    """The config of a published variant (alias accepted), from ``hub_configs/`` when present."""
-    variant = get_variant(name)
-    root = hub_configs_dir()
-    folder = root / variant.name if root is not None else None
-    if folder is not None and (folder / "config.json").is_file():
-        config = AesMambaConfig.from_pretrained(folder)
-    else:  # installed without the repository's hub_configs/: same numbers from the variant table
-        config = AesMambaConfig(task=variant.task, dataset=variant.dataset, variant=variant.name)
-        config.architectures = ["AesMambaForAestheticAssessment"]
-    for key, value in overrides.items():
-        if not hasattr(config, key):
-            raise ValueError(f"AesMambaConfig has no field {key!r}")
-        setattr(config, key, value)
-    return config
+from .registry import variant_config
 
 
 def build_model(

@@ -320,15 +320,4 @@ class AesMambaImageProcessor(PilBackend):
         return output
 
 
-def _register() -> None:
-    from transformers import AutoImageProcessor
-
-    from .configuration_aesmamba import AesMambaConfig
-
-    AutoImageProcessor.register(AesMambaConfig, image_processor_classes={"pil": AesMambaImageProcessor},
-                                exist_ok=True)
-
-
-_register()
-
 __all__ = ["AesMambaImageProcessor", "ImageLoadError", "load_image", "normalize_pil_image", "to_rgb"]

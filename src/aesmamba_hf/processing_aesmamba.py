@@ -14,7 +14,6 @@ import os
 from collections.abc import Sequence
 from typing import Any, Optional, Union
 
-from transformers import AutoProcessor
 from transformers.feature_extraction_utils import BatchFeature
 from transformers.processing_utils import ProcessorMixin
 from transformers.utils import PROCESSOR_NAME, cached_file
@@ -214,13 +213,5 @@ class AesMambaProcessor(ProcessorMixin):
         return super()._load_tokenizer_from_pretrained(sub_processor_type, pretrained_model_name_or_path,
                                                        subfolder=subfolder, **kwargs)
 
-
-def _register() -> None:
-    from .configuration_aesmamba import AesMambaConfig
-
-    AutoProcessor.register(AesMambaConfig, AesMambaProcessor, exist_ok=True)
-
-
-_register()
 
 __all__ = ["AesMambaProcessor", "as_user_profile"]

@@ -26,6 +26,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--device", default=None, help="cpu / cuda (default: cuda if available)")
     parser.add_argument("--max-images", type=int, default=None, help="evaluate the first N rows only")
     parser.add_argument("--users", nargs="+", default=None, help="PARA-P: only these user ids")
+    parser.add_argument("--random-weights", action="store_true",
+                        help="accept a model marked as holding random weights (its metrics are meaningless)")
     parser.set_defaults(func=run)
 
 
@@ -36,7 +38,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         result = evaluate_model(args.model, args.dataset, args.root, args.out, split=args.split,
                                 batch_size=args.batch_size, device=args.device, max_images=args.max_images,
-                                dataset_kwargs=kwargs)
+                                dataset_kwargs=kwargs, allow_random=args.random_weights)
     except (ValueError, OSError, KeyError) as err:
         print(f"aesmamba evaluate: error: {err}", file=sys.stderr)
         return 1

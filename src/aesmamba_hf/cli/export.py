@@ -2,8 +2,8 @@
 
 Weights (safetensors), config with ``auto_map``, processor files, the modeling code for
 ``trust_remote_code=True`` (checked to be self-contained) and a model card README.md. A variant alias without
-weights available offline is exported with RANDOM weights and marked untrained everywhere; ``--weights``
-converts the authors' ``.pth`` checkpoint instead. ``--metrics`` adds an ``aesmamba evaluate`` /
+weights available offline is refused unless ``--random-weights`` is given (then it is exported with RANDOM
+weights, marked as such everywhere); ``--weights`` converts the authors' ``.pth`` checkpoint instead. ``--metrics`` adds an ``aesmamba evaluate`` /
 ``aesmamba piaa`` JSON to the card.
 """
 
@@ -25,8 +25,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--repo-id", default=None, help="Hub id used in the card (default aesmamba-hf/<variant>)")
     parser.add_argument("--license", default=None, help="license identifier for the card (default apache-2.0)")
     parser.add_argument("--overwrite", action="store_true", help="replace a non-empty OUT_DIR")
+    parser.add_argument("--random-weights", action="store_true",
+                        help="export RANDOM weights when no trained weights are available (marked as such)")
     parser.add_argument("--require-trained", action="store_true",
-                        help="fail instead of exporting random weights when no trained weights are available")
+                        help="fail when no trained weights are available (the default now; kept for old scripts)")
     parser.set_defaults(func=run)
 
 
@@ -36,7 +38,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         result = export_model(args.source, args.out_dir, weights=args.weights, metrics=args.metrics,
                               repo_id=args.repo_id, license=args.license or DEFAULT_LICENSE,
-                              overwrite=args.overwrite, allow_untrained=not args.require_trained)
+                              overwrite=args.overwrite,
+                              allow_random=args.random_weights and not args.require_trained)
     except (ExportError, OSError, ValueError, KeyError) as err:
         print(f"aesmamba export: error: {err}", file=sys.stderr)
         return 1

@@ -8,47 +8,44 @@ import os
 import sys
 from typing import Any
 
-from .score import RANDOM_WEIGHTS_MARKER
-
-_TASKS = {
-    "V": "image only (generic aesthetics)",
-    "M": "image + user comments",
-    "F": "image only, nine PARA attributes",
-    "P": "image + user profile prompt (personalized), nine PARA attributes",
-}
-
 
 def describe_model(name: str) -> dict[str, Any]:
     """Everything ``aesmamba info`` prints, as a dict (no weights are loaded)."""
     import torch
-    from transformers import AutoConfig, AutoProcessor
     from transformers.image_utils import PILImageResampling
 
+    from ..inference.loading import (
+        ModelLoadError,
+        has_random_weights,
+        has_weights,
+        load_config,
+        load_processor,
+    )
     from ..modeling_aesmamba import AesMambaForAestheticAssessment
-    from ..pipeline import default_processor_for_config
-    from ..variants import resolve_model
+    from ..registry import resolve_model
+    from ..tasks import Task
 
-    path = resolve_model(name)
-    config = AutoConfig.from_pretrained(path)
+    try:
+        path = resolve_model(name)
+    except ValueError as err:
+        raise ModelLoadError(str(err)) from err
+    config = load_config(path)
     with torch.device("meta"):  # count parameters without allocating or loading them
         model = AesMambaForAestheticAssessment(config)
     total = sum(p.numel() for p in model.parameters())
     vision = sum(p.numel() for p in model.aesmamba.vision_model.parameters())
     text = sum(p.numel() for p in model.aesmamba.text_model.parameters()) if model.aesmamba.text_model else 0
     fusion = sum(p.numel() for p in model.aesmamba.fusion.parameters()) if model.aesmamba.fusion else 0
-    try:
-        processor = AutoProcessor.from_pretrained(path)
-        processor_source = "saved with the model"
-    except (OSError, ValueError, TypeError):
-        processor = default_processor_for_config(config)
-        processor_source = "default for the dataset (no preprocessing files in the model folder)"
+    notes: list[str] = []
+    processor = load_processor(path, config, notes)
+    processor_source = "; ".join(notes) if notes else "saved with the model"
     ip = processor.image_processor
     resample = PILImageResampling(int(ip.resample)).name.lower()  # an int after a JSON round trip
     weights = "unknown (Hub repo)"
-    if os.path.isdir(path):
-        if os.path.exists(os.path.join(path, RANDOM_WEIGHTS_MARKER)):
-            weights = "RANDOM (built from hub_configs; scores are meaningless)"
-        elif any(f.endswith((".safetensors", ".bin")) for f in os.listdir(path)):
+    if has_random_weights(config, path if os.path.isdir(path) else None):
+        weights = "RANDOM (substituted by aesmamba-hf; scores are meaningless)"
+    elif os.path.isdir(path):
+        if has_weights(path):
             weights = "present"
         else:
             weights = "none (configuration only)"
@@ -56,8 +53,7 @@ def describe_model(name: str) -> dict[str, Any]:
     if config.uses_text:
         tokenizer = processor.tokenizer
         text_input = {
-            "kind": "comments" if config.task == "M" else "user profile prompt (SMP)" if config.task == "P"
-            else "text",
+            "kind": {"comment": "comments", "user": "user profile prompt (SMP)"}[Task.parse(config.task).text_input],
             "tokenizer": None if tokenizer is None else type(tokenizer).__name__,
             "vocab_size": None if tokenizer is None else len(tokenizer),
             "clean_comments": processor.clean_comments,
@@ -70,7 +66,7 @@ def describe_model(name: str) -> dict[str, Any]:
         "model": path,
         "variant": getattr(config, "variant", None),
         "task": config.task,
-        "task_description": _TASKS.get(config.task, config.task),
+        "task_description": Task.parse(config.task).description,
         "dataset": config.dataset,
         "weights": weights,
         "parameters": {"total": total, "vision": vision, "text": text, "fusion": fusion,
@@ -152,7 +148,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         info = describe_model(args.model)
     except (OSError, ValueError) as err:
-        from ..variants import is_variant_name
+        from ..registry import is_variant_name
 
         print(f"error: cannot describe {args.model!r}: {err}", file=sys.stderr)
         if is_variant_name(args.model) and not os.path.isdir(args.model):

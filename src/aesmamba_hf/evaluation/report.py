@@ -28,7 +28,6 @@ from typing import Any, Optional, Union
 import numpy as np
 import torch
 
-from ..image_processing_aesmamba import ImageLoadError, load_image
 from ..io_utils import atomic_open, atomic_savefig, atomic_write_json
 from ..metrics import compute_aesthetic_metrics, expected_score, plcc, srcc
 
@@ -42,40 +41,20 @@ PathLike = Union[str, os.PathLike]
 
 
 def load_model_and_processor(
-    name_or_path: Optional[PathLike], config: Any = None, device: Union[str, torch.device, None] = None
+    name_or_path: Optional[PathLike], config: Any = None, device: Union[str, torch.device, None] = None,
+    allow_random: bool = False,
 ) -> tuple[Any, Any]:
-    """A model (fp32, eval mode) and its processor from a folder, variant alias or Hub id.
+    """(model, processor) by the one loader's rules (:func:`aesmamba_hf.inference.loading.load_model`).
 
-    The processor is the checkpoint's own when it has processor files, otherwise the variant default
-    (dataset normalization; a local BERT-uncased tokenizer for M/P). With ``name_or_path=None`` only the
-    default processor for ``config`` is built (the model is ``None``).
+    With ``name_or_path=None`` only the processor a model of ``config`` gets without processor files is built
+    (the model is ``None``).
     """
-    from ..hub import _default_tokenizer
-    from ..modeling_aesmamba import AesMambaForAestheticAssessment
-    from ..pipeline import default_processor_for_config
-    from ..processing_aesmamba import AesMambaProcessor
-    from ..variants import resolve_model
+    from ..inference.loading import load_model, load_processor_for_config
 
-    model = None
-    processor = None
-    if name_or_path is not None:
-        path = resolve_model(name_or_path)
-        model = AesMambaForAestheticAssessment.from_pretrained(path, dtype=torch.float32).eval()
-        config = model.config
-        if device is not None:
-            model = model.to(device)
-        try:
-            processor = AesMambaProcessor.from_pretrained(path)
-        except (OSError, ValueError, TypeError) as err:
-            logger.info("no processor files in %s (%s); using the default processor", path, err)
-    if processor is None:
-        tokenizer = _default_tokenizer() if config.uses_text else None
-        if config.uses_text and tokenizer is None:
-            raise ValueError(f"the {config.task} model needs a BERT tokenizer: none saved with it and none found offline")
-        processor = default_processor_for_config(config, tokenizer=tokenizer)
-    elif config.uses_text and processor.tokenizer is None:
-        processor.tokenizer = _default_tokenizer()
-    return model, processor
+    if name_or_path is None:
+        return None, load_processor_for_config(config)
+    loaded = load_model(name_or_path, device=device, allow_random=allow_random)
+    return loaded.model, loaded.processor
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -106,7 +85,6 @@ def _score_targets(labels: np.ndarray, num_heads: int, bin_values: Optional[Sequ
     raise ValueError(f"{where}: labels have {labels.shape[1]} values per row; the model has {num_heads} heads")
 
 
-@torch.no_grad()
 def predict_dataset(
     model: Any,
     processor: Any,
@@ -115,50 +93,46 @@ def predict_dataset(
     device: Union[str, torch.device, None] = None,
     progress: Optional[Callable[[int, int], None]] = None,
 ) -> Predictions:
-    """Predict every row of a :mod:`aesmamba_hf.data` dataset; unreadable images are skipped and reported."""
+    """Predict every row of a :mod:`aesmamba_hf.data` dataset with the one batched predictor; rows whose image
+    cannot be read (or whose text cannot be built) are skipped and reported."""
     from datasets import Image
 
     from ..dataset_specs import get_dataset_spec
-    from ..training.collator import AesMambaDataCollator
+    from ..inference.predictor import Predictor
 
     config = model.config
-    device = torch.device(device or next(model.parameters()).device)
-    model = model.to(device).eval()
-    collator = AesMambaDataCollator.for_config(config, processor, train=False)
+    predictor = Predictor(model, processor, batch_size=batch_size, device=device)
     if "image" in dataset.column_names:
         dataset = dataset.cast_column("image", Image(decode=False))
     n = len(dataset)
     scores, dists, labels, ids, sources, bad = [], [], [], [], [], []
-    for start in range(0, n, batch_size):
-        chunk = dataset[start:start + batch_size]
+    chunk_size = max(batch_size, 256)  # rows read from the table at a time; the predictor batches them
+    for start in range(0, n, chunk_size):
+        chunk = dataset[start:start + chunk_size]
         rows = [dict(zip(chunk, values)) for values in zip(*chunk.values())]
-        good = []
-        for row in rows:
-            image = row["image"]
-            path = image.get("path") if isinstance(image, dict) else image
-            try:
-                row["image"] = load_image(path)
-            except ImageLoadError as err:
-                bad.append({"image": str(path), "source": str(row.get("source", "")), "reason": err.reason})
+        result = predictor.predict_examples(rows)
+        for index, row in enumerate(rows):
+            if index in result.errors:
+                image = row.get("image")
+                path = image.get("path") if isinstance(image, dict) else image
+                bad.append({"image": str(path), "source": str(row.get("source", "")), "reason": result.errors[index]})
                 continue
-            good.append(row)
+            labels.append(np.asarray(row["labels"] if isinstance(row["labels"], (list, tuple)) else [row["labels"]],
+                                     dtype=np.float64))
+            ids.append(str(row.get("image_id", "")))
+            sources.append(str(row.get("source", "")))
+        ok = result.ok
+        scores.append(result.scores[ok])
+        if result.distribution is not None:
+            dists.append(result.distribution[ok])
         if progress is not None:
-            progress(min(start + batch_size, n), n)
-        if not good:
-            continue
-        batch = collator(good)
-        out = model(**{k: v.to(device) for k, v in batch.items() if k not in ("labels", "class_labels")})
-        scores.append(out.scores.float().cpu().numpy())
-        if out.distribution is not None:
-            dists.append(out.distribution.float().cpu().numpy())
-        labels.append(batch["labels"].numpy().astype(np.float64))
-        ids += [str(r.get("image_id", "")) for r in good]
-        sources += [str(r.get("source", "")) for r in good]
+            progress(min(start + chunk_size, n), n)
+    scores = [s for s in scores if len(s)]
     if bad:
         logger.warning("skipped %d unreadable images (first: %s: %s)", len(bad), bad[0]["image"], bad[0]["reason"])
     if not scores:
         raise ValueError(f"no readable image among the {n} rows ({len(bad)} unreadable)")
-    label_array = np.concatenate(labels)
+    label_array = np.stack(labels)
     dist_head = config.distribution_head
     name = getattr(dataset, "split", "") or ""
     bins = None
@@ -324,6 +298,7 @@ def evaluate_model(
     max_images: Optional[int] = None,
     dataset_kwargs: Optional[dict[str, Any]] = None,
     progress: Optional[Callable[[int, int], None]] = None,
+    allow_random: bool = False,
 ) -> EvaluationResult:
     """Evaluate ``model`` (folder / alias / Hub id, or a loaded model) on ``split`` of a benchmark.
 
@@ -332,18 +307,19 @@ def evaluate_model(
             captions (M), the nine attributes (F) or the per-user rows (P).
         max_images: evaluate only the first N rows (quick checks).
         dataset_kwargs: passed to the dataset builder (e.g. ``users=[...]`` for PARA-P).
+        allow_random: accept a model folder marked as holding random weights.
     """
     from ..data.builders import build_dataset
 
     if isinstance(model, (str, os.PathLike)):
         model_name = os.fspath(model)
-        model, loaded = load_model_and_processor(model)
+        model, loaded = load_model_and_processor(model, device=device, allow_random=allow_random)
         processor = processor if processor is not None else loaded
     else:
         model_name = getattr(model.config, "variant", None) or "in-memory model"
         if processor is None:
             _, processor = load_model_and_processor(None, config=model.config)
-    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    device = device or next(model.parameters()).device
     config = model.config
     dataset = build_dataset(dataset_name, dataset_root, split, task=config.task, **(dataset_kwargs or {}))
     if max_images is not None:

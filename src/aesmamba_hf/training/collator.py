@@ -26,7 +26,7 @@ def _row_name(row: Mapping[str, Any], index: int) -> str:
     return str(row.get("source") or row.get("image_id") or f"batch row {index}")
 
 
-def _open_image(value: Any, row: Mapping[str, Any], index: int) -> Any:
+def open_image_cell(value: Any, row: Mapping[str, Any], index: int) -> Any:
     """A dataset ``image`` cell (path, ``{"bytes", "path"}`` dict, PIL image or array) → something the image
     processor takes; file errors name the row's label source as well as the file."""
     try:
@@ -38,6 +38,8 @@ def _open_image(value: Any, row: Mapping[str, Any], index: int) -> Any:
         if isinstance(value, (str, os.PathLike)):
             return load_image(value)
     except ImageLoadError as err:
+        if not (row.get("source") or row.get("image_id")):
+            raise  # the file name says it all
         raise ImageLoadError(err.path, f"{err.reason} (row {_row_name(row, index)})") from err
     if value is None:
         raise ValueError(f"row {_row_name(row, index)}: no image")
@@ -89,7 +91,7 @@ class AesMambaDataCollator:
     # -- pieces ---------------------------------------------------------------------------------------
 
     def _pixel_values(self, rows: Sequence[Mapping[str, Any]]) -> torch.Tensor:
-        images = [_open_image(row.get("image"), row, i) for i, row in enumerate(rows)]
+        images = [open_image_cell(row.get("image"), row, i) for i, row in enumerate(rows)]
         image_processor = getattr(self.processor, "image_processor", self.processor)
         return image_processor(images, train=self.train, return_tensors="pt")["pixel_values"]
 
@@ -154,4 +156,4 @@ class AesMambaDataCollator:
         return f"{type(self).__name__}(train={self.train}, text_source={self.text_source!r})"
 
 
-__all__ = ["AesMambaDataCollator"]
+__all__ = ["AesMambaDataCollator", "open_image_cell"]

@@ -60,6 +60,8 @@ class TrainConfig:
             used (models built by ``train``; a checkpoint, or a model passed to ``train``, keeps its counts:
             see ``set_class_counts``).
         image_size, train_resize: evaluation resize and training resize → random crop sizes (224, 256).
+        augment: apply the training augmentation (resize ``train_resize`` → random flip → random crop) to the
+            training split; ``False`` trains on the evaluation transform.
         evaluate_test: after training, also evaluate the final model on the test split (reported only).
 
     Optimisation (authors: AdamW β=(0.9, 0.99), cosine annealing to ``min_learning_rate``, no clipping):
@@ -80,7 +82,8 @@ class TrainConfig:
         metric_for_best_model: validation metric that picks the best checkpoint (``"srcc"``, ``"plcc"``,
             ``"srcc_aesthetic"``, ``"loss"``…: the means over heads or ``<metric>_<head>`` of
             :func:`aesmamba_hf.metrics.make_compute_metrics`; the ``eval_`` prefix is optional).
-        eval_strategy, eval_steps: evaluate/save every epoch or every ``eval_steps`` steps.
+        eval_strategy, eval_steps: evaluate/save every epoch or every ``eval_steps`` steps; ``"no"``: no
+            evaluation and no checkpoints, the last weights are kept (short runs such as PIAA shots).
         save_total_limit: checkpoints kept during the run (the best one is always kept).
         keep_checkpoints: keep the ``checkpoint-*`` folders once the final model is saved (``False`` saves disk,
             e.g. for 40 per-user P runs; a finished run then cannot be resumed, only re-run).
@@ -114,6 +117,7 @@ class TrainConfig:
     class_counts_from_data: bool = True
     image_size: int = 224
     train_resize: int = 256
+    augment: bool = True
     evaluate_test: bool = False
     # optimisation
     batch_size: int = 16
@@ -158,8 +162,8 @@ class TrainConfig:
             raise ValueError(f"TrainConfig.bad_rows must be 'drop' or 'error', got {self.bad_rows!r}")
         if not 0.0 <= self.validation_fraction < 1.0:
             raise ValueError(f"TrainConfig.validation_fraction must be in [0, 1), got {self.validation_fraction}")
-        if self.eval_strategy not in ("epoch", "steps"):
-            raise ValueError(f"TrainConfig.eval_strategy must be 'epoch' or 'steps', got {self.eval_strategy!r}")
+        if self.eval_strategy not in ("epoch", "steps", "no"):
+            raise ValueError(f"TrainConfig.eval_strategy must be 'epoch', 'steps' or 'no', got {self.eval_strategy!r}")
         if self.eval_strategy == "steps" and not self.eval_steps:
             raise ValueError("TrainConfig.eval_strategy='steps' needs eval_steps")
         for name in ("batch_size", "gradient_accumulation_steps", "image_size", "train_resize"):

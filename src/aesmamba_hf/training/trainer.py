@@ -48,12 +48,13 @@ from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 from ..configuration_aesmamba import AesMambaConfig
 from ..io_utils import atomic_write_json
 from ..modeling_aesmamba import AesMambaForAestheticAssessment
+from ..registry import DEFAULT_TOKENIZER  # noqa: F401  (old import path)
 from .collator import AesMambaDataCollator
+from .finetune import fit
 from .recipes import TrainConfig
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_TOKENIZER = "google-bert/bert-base-uncased"
 LABEL_NAMES = ["labels", "class_labels"]
 
 
@@ -289,7 +290,7 @@ def class_counts_per_head(dataset: Dataset) -> list[list[int]]:
 def _model_source(cfg: TrainConfig) -> tuple[str, Optional[str]]:
     """("none" | "variant" | "pretrained", value)."""
     from ..dataset_specs import get_dataset_spec
-    from ..variants import get_variant, is_variant_name
+    from ..registry import get_variant, is_variant_name
 
     if cfg.model is None:
         return "none", None
@@ -308,9 +309,9 @@ def _model_source(cfg: TrainConfig) -> tuple[str, Optional[str]]:
 
 
 def _has_weights(path: str) -> bool:
-    if not os.path.isdir(path):
-        return True  # a Hub id: from_pretrained decides
-    return any(Path(path).glob("model*.safetensors")) or any(Path(path).glob("pytorch_model*.bin"))
+    from ..inference.loading import has_weights
+
+    return has_weights(path) if os.path.isdir(path) else True  # a Hub id: the loader decides
 
 
 def build_model(cfg: TrainConfig, class_counts: Optional[list[list[int]]] = None) -> AesMambaForAestheticAssessment:
@@ -325,7 +326,10 @@ def build_model(cfg: TrainConfig, class_counts: Optional[list[list[int]]] = None
 
     kind, value = _model_source(cfg)
     if kind == "pretrained" and _has_weights(value):
-        model = AesMambaForAestheticAssessment.from_pretrained(value, dtype=torch.float32)
+        from ..inference.loading import load_model
+
+        # random weights are a fine starting point for training (the result is the user's, unmarked)
+        model = load_model(value, device="cpu", allow_random=True).model
         ignored = [k for k in ("model_config_overrides", "vision_checkpoint", "text_model") if getattr(cfg, k)]
         if ignored:
             logger.warning("%s ignored: fine-tuning the weights of %s", ", ".join(ignored), value)
@@ -372,44 +376,32 @@ def set_class_counts(config: AesMambaConfig, counts: list[list[int]]) -> None:
 
 
 def build_processor(cfg: TrainConfig, config: AesMambaConfig) -> Any:
-    """The processor saved with the model: image transform sizes from the recipe, a tokenizer for M/P."""
-    from ..dataset_specs import get_dataset_spec
-    from ..image_processing_aesmamba import AesMambaImageProcessor
-    from ..processing_aesmamba import AesMambaProcessor
+    """The processor saved with the model: the loader's processor and tokenizer rules
+    (:func:`aesmamba_hf.inference.loading.load_processor`), with the recipe's transform sizes.
+
+    Starting from a folder: its processor. A new model: the dataset's preprocessing, and for M/P the tokenizer
+    of ``cfg.tokenizer`` / ``cfg.text_model`` when given, else the loader's default (the bundled BERT-uncased
+    vocabulary when the text encoder's vocabulary has its size).
+    """
+    from ..inference.loading import default_processor_for_config, load_processor, load_processor_for_config
 
     kind, value = _model_source(cfg)
-    processor = None
+    name = cfg.tokenizer or cfg.text_model
     if kind == "pretrained":
-        try:
-            processor = AesMambaProcessor.from_pretrained(value)
-        except (OSError, ValueError, TypeError) as err:
-            logger.info("no processor in %s (%s); building one", value, err)
-    sizes = {
-        "size": {"height": cfg.image_size, "width": cfg.image_size},
-        "crop_size": {"height": cfg.image_size, "width": cfg.image_size},
-        "train_size": {"height": cfg.train_resize, "width": cfg.train_resize},
-    }
-    if processor is None:
-        try:
-            get_dataset_spec(cfg.dataset)
-            image_processor = AesMambaImageProcessor.for_dataset(cfg.dataset, **sizes)
-        except KeyError:
-            image_processor = AesMambaImageProcessor(**sizes)
-        tokenizer = _load_tokenizer(cfg) if config.uses_text else None
-        processor = AesMambaProcessor(image_processor=image_processor, tokenizer=tokenizer,
-                                      clean_comments=(config.task == "M"))
+        processor = load_processor(value, config)
+    elif config.uses_text and name:
+        processor = default_processor_for_config(config, tokenizer=_load_tokenizer(name, cfg))
     else:
-        for key, value in sizes.items():
-            setattr(processor.image_processor, key, value)
-        if config.uses_text and processor.tokenizer is None:
-            processor.tokenizer = _load_tokenizer(cfg)
+        processor = load_processor_for_config(config)
+    processor.image_processor.size = {"height": cfg.image_size, "width": cfg.image_size}
+    processor.image_processor.crop_size = {"height": cfg.image_size, "width": cfg.image_size}
+    processor.image_processor.train_size = {"height": cfg.train_resize, "width": cfg.train_resize}
     return processor
 
 
-def _load_tokenizer(cfg: TrainConfig) -> Any:
+def _load_tokenizer(name: str, cfg: TrainConfig) -> Any:
     from transformers import AutoTokenizer
 
-    name = cfg.tokenizer or cfg.text_model or DEFAULT_TOKENIZER
     try:
         return AutoTokenizer.from_pretrained(name)
     except (OSError, ValueError) as err:
@@ -520,8 +512,8 @@ def training_arguments_kwargs(cfg: TrainConfig, world: Optional[int] = None) -> 
         logging_strategy="steps",
         logging_steps=cfg.logging_steps,
         logging_first_step=True,
-        load_best_model_at_end=True,
-        metric_for_best_model=cfg.metric_key,
+        load_best_model_at_end=cfg.eval_strategy != "no",
+        metric_for_best_model=cfg.metric_key if cfg.eval_strategy != "no" else None,
         greater_is_better=cfg.greater_is_better,
         save_total_limit=cfg.save_total_limit,
         seed=cfg.seed,
@@ -555,9 +547,10 @@ def _limit(dataset: Dataset, n: Optional[int]) -> Dataset:
     return dataset.select(range(min(n, len(dataset)))) if n else dataset
 
 
-def _lazy_images(dataset: Dataset) -> Dataset:
-    # keep paths: the collator opens files itself (errors name the file and the label row)
-    if "image" in dataset.column_names and isinstance(dataset.features.get("image"), ImageFeature):
+def _lazy_images(dataset: Any) -> Any:
+    # keep paths: the collator opens files itself (errors name the file and the label row); in-memory rows
+    # (a list, e.g. PIAA shots) pass as they are
+    if isinstance(dataset, Dataset) and "image" in dataset.column_names and isinstance(dataset.features.get("image"), ImageFeature):
         return dataset.cast_column("image", ImageFeature(decode=False))
     return dataset
 
@@ -593,12 +586,12 @@ def build_trainer(
 ) -> AesMambaTrainer:
     """An :class:`AesMambaTrainer` wired for ``cfg`` (collators, metrics, schedule); ``train()`` uses it."""
     args = make_training_arguments(cfg)
-    train_collator = AesMambaDataCollator.for_config(model.config, processor, train=True)
+    train_collator = AesMambaDataCollator.for_config(model.config, processor, train=cfg.augment)
     trainer = AesMambaTrainer(
         model=model,
         args=args,
         train_dataset=_lazy_images(train_dataset),
-        eval_dataset=_lazy_images(eval_dataset),
+        eval_dataset=_lazy_images(eval_dataset) if eval_dataset is not None else None,
         data_collator=train_collator,
         eval_data_collator=train_collator.with_train(False),
         compute_metrics=compute_metrics or make_metrics(model.config, cfg.metric_key, cfg.greater_is_better),
@@ -667,27 +660,24 @@ def train(
     if model is None:
         counts = class_counts_per_head(splits["train"]) if cfg.class_counts_from_data else None
         model = build_model(cfg, counts)
-    saved_backend = model.config.vision_config.scan_backend
-    if cfg.scan_backend:  # a run-time choice: the saved config keeps its own backend
-        model.set_scan_backend(cfg.scan_backend)
     if processor is None:
         processor = build_processor(cfg, model.config)
     if main:
         cfg.to_json(output_dir / "train_config.json")
 
     # 4-5. train, resuming when there is a checkpoint
-    trainer = build_trainer(cfg, model, processor, splits["train"], splits["validation"], compute_metrics, callbacks)
     resume_from = _resolve_resume(cfg)
     if resume_from:
         logger.info("resuming from %s", resume_from)
-    train_output = trainer.train(resume_from_checkpoint=resume_from)
+    fitted = fit(cfg, model, processor, splits["train"], splits["validation"], compute_metrics=compute_metrics,
+                 callbacks=callbacks, resume_from=resume_from)
+    trainer, train_output = fitted.trainer, fitted.train_output
     validation_metrics = trainer.evaluate()
     test_metrics = None
     if "test" in splits:
         test_metrics = trainer.evaluate(_lazy_images(splits["test"]), metric_key_prefix="test")
 
     # 6. final save: the selected model and its processor
-    model.set_scan_backend(saved_backend)
     trainer.save_model(str(output_dir))
     result = TrainResult(
         output_dir=str(output_dir),

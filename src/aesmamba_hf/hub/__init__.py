@@ -1,0 +1,27 @@
+"""The Hub side: official-checkpoint conversion (:mod:`aesmamba_hf.conversion`), export of complete Hub folders
+(:mod:`.export`), the model card template (:mod:`.model_card`), publishing (:mod:`.publish`) and downloading a
+variant (:mod:`.download`)."""
+
+from .download import DownloadError, build_from_hub_config, download
+from .export import ExportError, ExportResult, check_remote_code, export_model, load_export_source
+from .model_card import BASE_TAGS, CITATION, DEFAULT_LICENSE, PIPELINE_TAG, build_model_card
+from .publish import REQUIRED_FILES, PublishError, publish_folder
+
+__all__ = [
+    "BASE_TAGS",
+    "CITATION",
+    "DEFAULT_LICENSE",
+    "DownloadError",
+    "ExportError",
+    "ExportResult",
+    "PIPELINE_TAG",
+    "PublishError",
+    "REQUIRED_FILES",
+    "build_from_hub_config",
+    "build_model_card",
+    "check_remote_code",
+    "download",
+    "export_model",
+    "load_export_source",
+    "publish_folder",
+]

@@ -1,0 +1,96 @@
+"""Inputs of folder scoring: which files to score, and the comments an M model reads for them."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Optional
+
+IMAGE_EXTENSIONS = frozenset(
+    ".jpg .jpeg .jpe .jfif .png .apng .gif .bmp .dib .tif .tiff .webp .ppm .pgm .pbm .pnm .tga .ico .jp2 .j2k "
+    ".avif .heic .heif .psd".split()
+)
+
+
+def iter_image_files(paths: Sequence[str], all_files: bool = False) -> list[str]:
+    """Absolute paths of the files to score, in a stable order, without duplicates."""
+    found: list[str] = []
+    seen: set[str] = set()
+
+    def add(path: str) -> None:
+        path = os.path.abspath(path)
+        if path not in seen:
+            seen.add(path)
+            found.append(path)
+
+    for given in paths:
+        if os.path.isdir(given):
+            for root, dirs, files in os.walk(given):
+                dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+                for name in sorted(files):
+                    if name.startswith("."):
+                        continue
+                    if all_files or os.path.splitext(name)[1].lower() in IMAGE_EXTENSIONS:
+                        add(os.path.join(root, name))
+        else:
+            add(given)  # named explicitly: always tried (a missing file becomes an error row)
+    return found
+
+
+def load_comments(path: str) -> dict[str, str]:
+    """Comments per image from CSV/TSV (an image column + a comment column), JSON (object) or JSONL."""
+    suffix = Path(path).suffix.lower()
+    key_names = ("path", "image", "file", "filename", "image_id", "imageName", "index", "id")
+    text_names = ("comment", "comments", "text", "caption")
+    try:
+        if suffix == ".json":
+            with open(path, encoding="utf-8") as handle:
+                data = json.load(handle)
+            if not isinstance(data, dict):
+                raise ValueError("a .json comments file must hold an object {image: comment}")
+            return {str(k): v if isinstance(v, str) else str(v) for k, v in data.items()}
+        if suffix in (".jsonl", ".ndjson"):
+            records = []
+            with open(path, encoding="utf-8") as handle:
+                for line in handle:
+                    if line.strip():
+                        records.append(json.loads(line))
+        elif suffix in (".csv", ".tsv", ".txt"):
+            with open(path, encoding="utf-8", newline="") as handle:
+                records = list(csv.DictReader(handle, delimiter="\t" if suffix == ".tsv" else ","))
+        else:
+            raise ValueError("use a .csv, .tsv, .json or .jsonl file")
+    except (OSError, json.JSONDecodeError, csv.Error) as err:
+        raise ValueError(f"cannot read comments file {path}: {err}") from err
+    except ValueError as err:
+        raise ValueError(f"comments file {path}: {err}") from err
+    if not records:
+        return {}
+    keys = [k for k in key_names if k in records[0]]
+    texts = [k for k in text_names if k in records[0]]
+    if not keys or not texts:
+        raise ValueError(
+            f"comments file {path} needs an image column (one of {key_names}) and a text column "
+            f"(one of {text_names}); found {sorted(records[0])}"
+        )
+    return {str(r[keys[0]]): str(r[texts[0]]) for r in records if r.get(texts[0]) not in (None, "")}
+
+
+def find_comment(comments: dict[str, str], path: str, roots: Sequence[str]) -> Optional[str]:
+    """Match an image to a comment by absolute path, path relative to a given root, file name, or stem."""
+    candidates = [path]
+    for root in roots:
+        root = os.path.abspath(root)
+        if os.path.isdir(root) and path.startswith(root + os.sep):
+            candidates.append(os.path.relpath(path, root))
+    candidates += [os.path.basename(path), os.path.splitext(os.path.basename(path))[0]]
+    for candidate in candidates:
+        if candidate in comments:
+            return comments[candidate]
+    return None
+
+
+__all__ = ["IMAGE_EXTENSIONS", "find_comment", "iter_image_files", "load_comments"]

@@ -1,0 +1,34 @@
+"""PIAA protocol runner: per-user few-shot fine-tuning of a generic AesMamba checkpoint on PARA.
+
+* :mod:`.sampling` — the settings (:class:`PIAAConfig`), seeds and k-shot draws;
+* :mod:`.users` — which users take part and their training pool / fixed test rows;
+* :mod:`.protocol` — :func:`run_piaa`, and :func:`finetune`, which calls the package's one fine-tuning function
+  (:func:`aesmamba_hf.training.fit`, the same path as ``train()``);
+* :mod:`.report` — the summary (mean ± std), table, CSV and box plot.
+"""
+
+from ..training.finetune import trainable_modules
+from .protocol import PIAAResult, attribute_columns, finetune, per_user_train_config, predict, run_piaa
+from .report import plot_boxplot, summarize, summary_table
+from .sampling import PIAAConfig, run_seed, sample_shots, split_validation, stable_seed
+from .users import UserData, load_users
+
+__all__ = [
+    "PIAAConfig",
+    "PIAAResult",
+    "UserData",
+    "attribute_columns",
+    "finetune",
+    "load_users",
+    "per_user_train_config",
+    "plot_boxplot",
+    "predict",
+    "run_piaa",
+    "run_seed",
+    "sample_shots",
+    "split_validation",
+    "stable_seed",
+    "summarize",
+    "summary_table",
+    "trainable_modules",
+]
