@@ -98,9 +98,9 @@ def test_image_models_score_the_same_through_every_entry_point(task, photos, tmp
     cfg = TrainConfig(task=task, dataset="PARA" if task == "F" else "AVA", output_dir=str(tmp_path / "run"),
                       eval_batch_size=3, check_images=False)
     trainer = build_trainer(cfg, loaded.model, loaded.processor, dataset, dataset)
-    trainer_scores = trainer.predict(dataset).predictions
-    trainer_scores = trainer_scores[0] if isinstance(trainer_scores, tuple) else trainer_scores
-    np.testing.assert_allclose(np.asarray(trainer_scores).reshape(reference.shape), reference, rtol=1e-5, atol=1e-6)
+    outputs = trainer.predict(dataset).predictions  # (loss per batch, scores, [distribution], class logits)
+    trainer_scores = next(np.asarray(a) for a in outputs if np.asarray(a).shape == reference.shape)
+    np.testing.assert_allclose(trainer_scores, reference, rtol=1e-5, atol=1e-6)
 
 
 def test_text_models_agree_and_share_the_tokenizer_rule(photos, tmp_path):

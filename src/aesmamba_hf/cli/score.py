@@ -68,20 +68,22 @@ def _check_output(path: str) -> None:
 def _text_inputs(args: argparse.Namespace, config: Any, processor: Any) -> tuple[Any, dict[str, str]]:
     """The user profile (P) and comments (M) given on the command line, validated against the model."""
     from ..processing_aesmamba import as_user_profile
+    from ..tasks import Task
 
+    task = Task.parse(config.task)
     user, comments = None, {}
     if args.user:
-        if config.task != "P":
-            raise ValueError(f"--user needs a personalized (P) model; {args.model} is task {config.task}")
+        if not task.reads_user_profile:
+            raise ValueError(f"--user needs a personalized (P) model; {args.model} is task {task}")
         user = as_user_profile(args.user)
         processor.build_prompt(user)  # fail now, not at the first batch
     if args.comments:
-        if config.task != "M":
-            raise ValueError(f"--comments needs a comment (M) model; {args.model} is task {config.task}")
+        if not task.reads_comments:
+            raise ValueError(f"--comments needs a comment (M) model; {args.model} is task {task}")
         comments = load_comments(args.comments)
-    if config.task == "P" and user is None:
+    if task.reads_user_profile and user is None:
         print("note: no --user given; the personalized model scores from the image alone", file=sys.stderr)
-    if config.task == "M" and not comments:
+    if task.reads_comments and not comments:
         print("note: no --comments given; the comment model scores from the image alone", file=sys.stderr)
     return user, comments
 

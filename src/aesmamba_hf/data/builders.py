@@ -59,6 +59,7 @@ from datasets import Dataset, DatasetDict, DatasetInfo, Features, Image, List, N
 from datasets.table import InMemoryTable
 
 from ..dataset_specs import PARA_ATTRIBUTES, DatasetSpec, get_dataset_spec
+from ..tasks import Task
 from .formats import (
     ava_vote_matrix,
     join_comments,
@@ -681,23 +682,22 @@ def build_dataset(name: str, root: PathLike, split: str = "train", task: str | N
     (default), ``"F"`` or ``"P"``. Other keyword arguments go to the builder.
     """
     spec_name = get_dataset_spec(name).name
-    task = task.upper() if task else None
-    if task is not None and task not in ("V", "M", "F", "P"):
-        raise ValueError(f"task must be one of V, M, F, P, got {task!r}")
+    task = Task.parse(task) if task else None
+    para_only = task is not None and task.predicts_para_attributes
     if spec_name in ("AVA", "PhotoNet"):
-        if task in ("F", "P"):
+        if para_only:
             raise ValueError(f"task {task} exists only for PARA, not {spec_name}")
-        if task == "M":
+        if task is Task.MULTIMODAL:
             kwargs["captions"] = True
         fn = build_ava if spec_name == "AVA" else build_photonet
         return fn(root, split, **kwargs)
-    if task == "M":
+    if task is Task.MULTIMODAL:
         raise ValueError(f"task M (comments) exists only for AVA and PhotoNet, not {spec_name}")
     if spec_name == "PARA":
-        if task == "P":
+        if task is Task.PERSONALIZED:
             return build_para_piaa(root, split, **kwargs)
-        return build_para_giaa(root, split, task=task or "V", **kwargs)
-    if task in ("F", "P"):
+        return build_para_giaa(root, split, task=(task or Task.GENERIC).value, **kwargs)
+    if para_only:
         raise ValueError(f"task {task} exists only for PARA, not {spec_name}")
     if spec_name == "AADB":
         return build_aadb(root, split, **kwargs)

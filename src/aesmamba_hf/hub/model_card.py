@@ -10,6 +10,7 @@ from typing import Any, Optional
 from ..configuration_aesmamba import AesMambaConfig
 from ..dataset_specs import get_dataset_spec
 from ..registry import HUB_NAMESPACE
+from ..tasks import Task
 
 TEMPLATE = Path(__file__).with_name("model_card.md")
 
@@ -110,7 +111,8 @@ def build_model_card(
     task_long, task_input, _ = TASK_TEXT[config.task]
     metrics_md, eval_results = _metrics_section(metrics if trained else None)
     tags = list(BASE_TAGS) + [f"aesmamba-{config.task.lower()}", str(config.dataset).lower()]
-    if config.task == "P":
+    task = Task.parse(config.task)
+    if task.reads_user_profile:
         tags.append("personalized-aesthetics")
     if not trained:
         tags.append("untrained")
@@ -152,11 +154,11 @@ def build_model_card(
             else None
         preprocessing = ("- resize to 224×224 (bicubic) → [0, 1] → normalize"
                          + (f" with mean {list(spec.image_mean)} / std {list(spec.image_std)}" if spec else ""))
-    if config.task == "M":
+    if task.reads_comments:
         preprocessing += ("\n- comments: the authors' cleaning (each of `[ ] ( ) ' \" * # : ~` and a literal `\\n` "
                           "become a space, whitespace runs collapse to one space, the first 200 words are kept); "
                           "the uncased BERT tokenizer lower-cases.")
-    if config.task == "P":
+    if task.reads_user_profile:
         preprocessing += ("\n- user profile → Subject Multi-character Prompt (Big-Five O/C/E/A/N scores, artistic "
                           "and photographic experience), tokenized with the BERT-uncased tokenizer.")
 
