@@ -211,3 +211,21 @@ def test_predictor_keeps_going_past_bad_items(photos, tmp_path):
     assert "not an image" in results[1]["error"] and "no such file" in results[2]["error"]
     alone = predictor.predict([photos[0], photos[1]])
     assert [r["score"] for r in alone] == pytest.approx([results[0]["score"], results[3]["score"]], rel=1e-6)
+
+
+def test_float_images_follow_one_range_rule(tmp_path):
+    """A float image in [0, 1] is read as scaled (the same score as its 8-bit PIL image), not as 0-255."""
+    from PIL import Image
+
+    folder = save_tiny_model(tmp_path / "V", "V")
+    _spread_heads(folder)
+    scorer_pipe = pipeline("image-aesthetics", model=str(folder))
+    pixels = np.random.default_rng(5).integers(0, 256, (40, 52, 3), dtype=np.uint8)
+    pil_score = scorer_pipe(Image.fromarray(pixels))["score"]
+    dark = scorer_pipe(Image.fromarray(pixels // 255))["score"]  # what reading [0, 1] as 0-255 would give
+    assert abs(pil_score - dark) > 1e-4
+    assert scorer_pipe(pixels.astype(np.float32) / 255.0)["score"] == pytest.approx(pil_score, rel=1e-6)
+    assert scorer_pipe(torch.from_numpy(pixels).permute(2, 0, 1).float())["score"] == pytest.approx(pil_score,
+                                                                                                     rel=1e-6)
+    with pytest.raises(ValueError, match=r"\[0, 1\] \(scaled\) or \[0, 255\]"):
+        scorer_pipe(pixels.astype(np.float32) * 2.0 - 300.0)

@@ -153,6 +153,40 @@ def load_image(image: ImageLike, max_pixels: Optional[int] = None) -> Image.Imag
         raise ImageLoadError(path, f"corrupt image ({type(err).__name__}: {err})") from err
 
 
+def array_to_pil(array: Any) -> Image.Image:
+    """An image array or tensor (H×W, H×W×C or C×H×W) → an 8-bit RGB ``PIL.Image``, by one stated rule.
+
+    * integers: 0–255 (anything outside is refused);
+    * floats: in [0, 1] they are taken as already scaled (×255, rounded), in [0, 255] as 8-bit values; NaN,
+      infinities and other ranges are refused. (A float image whose values all lie in [0, 1] is therefore
+      read as scaled, even if it was meant as a very dark 0–255 image.)
+
+    Raises:
+        ValueError: the shape or value range breaks the rule; the message states it.
+    """
+    values = array.detach().cpu().numpy() if isinstance(array, torch.Tensor) else np.asarray(array)
+    if values.ndim == 3 and values.shape[0] in (1, 3, 4) and values.shape[-1] not in (1, 3, 4):
+        values = np.moveaxis(values, 0, -1)  # channels first → last
+    if values.ndim == 3 and values.shape[-1] == 1:
+        values = values[..., 0]
+    if values.ndim not in (2, 3) or (values.ndim == 3 and values.shape[-1] not in (3, 4)):
+        raise ValueError(f"an image array must be H×W, H×W×3/4 or 3/4×H×W, got shape {tuple(values.shape)}")
+    if values.dtype == bool or values.size == 0:
+        raise ValueError(f"an image array must hold numbers, got dtype {values.dtype} and {values.size} values")
+    if np.issubdtype(values.dtype, np.floating):
+        if not np.isfinite(values).all():
+            raise ValueError("an image array holds NaN or infinite values")
+        low, high = float(values.min()), float(values.max())
+        if low >= 0.0 and high <= 1.0:
+            values = values * 255.0
+        elif low < 0.0 or high > 255.0:
+            raise ValueError(f"a float image must hold values in [0, 1] (scaled) or [0, 255], got [{low:g}, {high:g}]")
+        values = np.rint(values)
+    elif values.min() < 0 or values.max() > 255:
+        raise ValueError(f"an integer image must hold values in 0-255, got {values.min()}-{values.max()}")
+    return Image.fromarray(values.astype(np.uint8))
+
+
 class AesMambaImageProcessorKwargs(ImagesKwargs, total=False):
     """Extra preprocessing options of :class:`AesMambaImageProcessor` (besides the standard ``ImagesKwargs``).
 
@@ -241,6 +275,8 @@ class AesMambaImageProcessor(PilBackend):
         return super()._prepare_image_like_inputs(images, *args, expected_ndims=expected_ndims, **kwargs)
 
     def process_image(self, image: Any, do_convert_rgb: Optional[bool] = None, **kwargs: Any) -> np.ndarray:
+        if isinstance(image, (np.ndarray, torch.Tensor)):
+            image = array_to_pil(image)  # one rule for value ranges; then the PIL path below
         if isinstance(image, Image.Image):
             array = np.asarray(normalize_pil_image(image), dtype=np.uint8)  # (H, W, 3)
             return np.ascontiguousarray(np.moveaxis(array, -1, 0))
@@ -320,4 +356,5 @@ class AesMambaImageProcessor(PilBackend):
         return output
 
 
-__all__ = ["AesMambaImageProcessor", "ImageLoadError", "load_image", "normalize_pil_image", "to_rgb"]
+__all__ = ["AesMambaImageProcessor", "ImageLoadError", "array_to_pil", "load_image", "normalize_pil_image",
+           "to_rgb"]
