@@ -1,9 +1,8 @@
-"""Official checkpoint conversion, built from the authors' key/shape lists (official_keys/)."""
+"""Official checkpoint conversion, checked against the authors' key/shape lists (tests/fixtures/official_keys)."""
 
 from __future__ import annotations
 
 import ast
-import os
 from pathlib import Path
 
 import pytest
@@ -19,15 +18,12 @@ from aesmamba_hf.conversion import (
     load_vmamba_checkpoint,
 )
 
-KEYS_DIR = Path(os.environ.get("AESMAMBA_OFFICIAL_KEYS", Path(__file__).parents[2] / "shared" / "reference" / "official_keys"))
+KEYS_DIR = Path(__file__).parent / "fixtures" / "official_keys"  # shipped with the repository: never skipped
 VARIANTS = {
     "V_AVA": ("V", "AVA"), "V_PH": ("V", "PhotoNet"), "V_PARA": ("V", "PARA"), "V_AADB": ("V", "AADB"),
     "V_TAD": ("V", "TAD66K"), "M_AVA": ("M", "AVA"), "M_PH": ("M", "PhotoNet"), "F_x": ("F", "PARA"),
     "P_x": ("P", "PARA"),
 }
-
-needs_keys = pytest.mark.skipif(not KEYS_DIR.is_dir(), reason=f"official key lists not found at {KEYS_DIR}")
-
 
 def official_state(name: str) -> dict[str, torch.Tensor]:
     state = {}
@@ -39,7 +35,6 @@ def official_state(name: str) -> dict[str, torch.Tensor]:
     return state
 
 
-@needs_keys
 @pytest.mark.parametrize("name", sorted(VARIANTS))
 def test_every_official_key_is_consumed_with_equal_shapes(name):
     task, dataset = VARIANTS[name]
@@ -58,7 +53,6 @@ def test_every_official_key_is_consumed_with_equal_shapes(name):
         assert len(kept) == len(state)
 
 
-@needs_keys
 def test_wrong_variant_lists_the_offending_keys():
     with pytest.raises(CheckpointConversionError) as err:
         convert_official_state_dict(official_state("V_AVA"), AesMambaConfig(task="V", dataset="PhotoNet"))
