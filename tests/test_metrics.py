@@ -27,14 +27,57 @@ AVA_HEAD = {"name": "aesthetic", "kind": "distribution", "num_bins": 10,
             "bin_values": [float(i) for i in range(1, 11)], "binary_threshold": 5.0}
 
 
-def test_correlations_equal_scipy_on_random_data():
+# Float64 references written from the definitions (metrics.py itself calls scipy.stats).
+def ref_pearson(x, y) -> float:
+    x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
+    xc, yc = x - x.mean(), y - y.mean()
+    return float((xc * yc).sum() / math.sqrt((xc**2).sum() * (yc**2).sum()))
+
+
+def ref_ranks(values) -> np.ndarray:
+    """1-based ranks; tied values share the mean of the ranks they occupy."""
+    values = np.asarray(values, np.float64)
+    order = np.argsort(values, kind="stable")
+    ranks = np.empty(len(values))
+    start = 0
+    while start < len(values):
+        end = start
+        while end + 1 < len(values) and values[order[end + 1]] == values[order[start]]:
+            end += 1
+        ranks[order[start : end + 1]] = (start + end) / 2 + 1
+        start = end + 1
+    return ranks
+
+
+def ref_spearman(x, y) -> float:
+    return ref_pearson(ref_ranks(x), ref_ranks(y))
+
+
+def test_correlations_by_hand():
+    # x deviations -1 0 1, y deviations -4/3 -1/3 5/3: r = 3 / (sqrt(2) sqrt(42/9)) = 9 / sqrt(84)
+    assert plcc([1.0, 2.0, 3.0], [1.0, 2.0, 4.0]) == pytest.approx(9 / math.sqrt(84), abs=1e-15)
+    # ranks with a tie: [1, 2.5, 2.5, 4] vs [1, 3, 2, 4] -> 4.5 / sqrt(4.5 * 5) = 3 / sqrt(10)
+    assert srcc([1.0, 2.0, 2.0, 3.0], [10.0, 30.0, 20.0, 40.0]) == pytest.approx(3 / math.sqrt(10), abs=1e-15)
+    # a monotone but non-linear relation: SRCC is exactly 1, PLCC is not
+    x = np.arange(1.0, 8.0)
+    assert srcc(x, np.exp(x)) == pytest.approx(1.0, abs=1e-15) and plcc(x, np.exp(x)) < 0.9
+    assert srcc(x, -x**3) == pytest.approx(-1.0, abs=1e-15)
+
+
+def test_correlations_equal_float64_references_and_invariances():
     rng = np.random.default_rng(0)
     for n in (5, 50, 500):
         y = rng.normal(5, 1, n)
         p = y + rng.normal(0, 0.7, n)
         p[:3] = p[0]  # ties
-        assert plcc(p, y) == pytest.approx(stats.pearsonr(p, y)[0], abs=1e-12)
-        assert srcc(p, y) == pytest.approx(stats.spearmanr(p, y)[0], abs=1e-12)
+        y[-3:] = y[-1]
+        assert plcc(p, y) == pytest.approx(ref_pearson(p, y), abs=1e-12)
+        assert srcc(p, y) == pytest.approx(ref_spearman(p, y), abs=1e-12)
+        # PLCC: unchanged by a positive affine map, negated by a negative one; SRCC: by any increasing map
+        assert plcc(3 * p + 7, y) == pytest.approx(plcc(p, y), abs=1e-12)
+        assert plcc(-2 * p, y) == pytest.approx(-plcc(p, y), abs=1e-12)
+        assert srcc(np.exp(p), y**3) == pytest.approx(srcc(p, y), abs=1e-12)
+        assert srcc(p, y) == pytest.approx(srcc(y, p), abs=1e-12)
 
 
 def test_constant_or_tiny_inputs_give_nan_without_warnings():
@@ -72,20 +115,22 @@ def test_emd_and_expected_score_by_hand():
 def test_compute_metrics_distribution_head_from_trainer_tuple():
     rng = np.random.default_rng(1)
     votes = rng.integers(0, 20, (40, 10)).astype(float)
-    target = expected_score(votes, AVA_HEAD["bin_values"])
+    bins = np.arange(1.0, 11.0)
+    target = votes @ bins / votes.sum(1)  # mean opinion score
     logits = rng.normal(size=(40, 10))
     dist = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
-    scores = expected_score(dist, AVA_HEAD["bin_values"])[:, None]
+    scores = (dist @ bins)[:, None]
     class_logits = rng.normal(size=(40, 1, 7))
     fn = make_compute_metrics(SimpleNamespace(heads=[AVA_HEAD]))
     # Trainer: predictions = (scores, distribution, class_logits), label_ids = (labels, class_labels)
     out = fn(SimpleNamespace(predictions=(scores, dist, class_logits),
                              label_ids=(votes, np.zeros((40, 1), dtype=int))))
-    assert out["plcc_aesthetic"] == pytest.approx(stats.pearsonr(scores[:, 0], target)[0])
-    assert out["srcc"] == pytest.approx(stats.spearmanr(scores[:, 0], target)[0])
+    assert out["plcc_aesthetic"] == pytest.approx(ref_pearson(scores[:, 0], target))
+    assert out["srcc"] == pytest.approx(ref_spearman(scores[:, 0], target))
     assert out["acc"] == pytest.approx(np.mean((scores[:, 0] > 5) == (target > 5)))
-    cdf_gap = np.abs(np.cumsum(dist, 1) - np.cumsum(votes / votes.sum(1, keepdims=True), 1))
-    assert out["emd"] == out["emd_aesthetic"] == pytest.approx(cdf_gap.mean())
+    # EMD (r = 1) over K = 10 unit-spaced bins = the 1-D Wasserstein distance / K, computed by scipy from samples
+    w1 = [stats.wasserstein_distance(bins, bins, dist[i], votes[i]) for i in range(40)]
+    assert out["emd"] == out["emd_aesthetic"] == pytest.approx(np.mean(w1) / 10)
     assert set(out) == {f"{m}{s}" for m in ("plcc", "srcc", "mae", "rmse", "acc", "emd")
                         for s in ("", "_aesthetic")}
     # scores alone: no EMD; scalar labels (B,) also accepted
@@ -105,7 +150,7 @@ def test_compute_metrics_nine_scalar_heads():
     out = make_compute_metrics({"heads": heads})(SimpleNamespace(predictions=preds, label_ids=labels))
     for h, n in enumerate(names):
         if h != 4:
-            assert out[f"srcc_{n}"] == pytest.approx(stats.spearmanr(preds[:, h], labels[:, h])[0])
+            assert out[f"srcc_{n}"] == pytest.approx(ref_spearman(preds[:, h], labels[:, h]))
     assert math.isnan(out["plcc_dof"]) and math.isnan(out["plcc"])
     assert out["mae"] == pytest.approx(np.mean(np.abs(preds - labels).mean(0)))
     assert out["acc_quality"] == pytest.approx(np.mean((preds[:, 1] > 3) == (labels[:, 1] > 3)))
@@ -132,7 +177,7 @@ def test_grouped_metrics_average_per_user():
     scores = [1.0, 2.0, 3.0, 3.0, 2.0, 1.0]
     labels = [1.0, 2.0, 4.0, 1.0, 2.0, 3.0]
     out = compute_grouped_metrics(scores, labels, ["u1"] * 3 + ["u2"] * 3)
-    expected = (stats.pearsonr([1, 2, 3], [1, 2, 4])[0] + stats.pearsonr([3, 2, 1], [1, 2, 3])[0]) / 2
+    expected = (9 / math.sqrt(84) + -1.0) / 2  # u1: see test_correlations_by_hand; u2: exactly reversed
     assert out["plcc"] == pytest.approx(expected) and out["num_groups"] == 2.0
     # a user who rated everything the same has no ranking: left out of the mean, not turning it into NaN
     flat = compute_grouped_metrics(np.r_[scores, [1.0, 2.0]], np.r_[labels, [3.0, 3.0]],
@@ -160,4 +205,6 @@ def test_evaluate_module_loads_offline_and_matches():
     assert out == pytest.approx(direct)
     multi = metric.compute(predictions=np.c_[p, y].tolist(), references=np.c_[y, p].tolist(),
                            head_names=["a", "b"], threshold=[5.0, 4.0])
-    assert multi["plcc_a"] == pytest.approx(stats.pearsonr(p, y)[0]) and "acc_b" in multi
+    assert multi["plcc_a"] == pytest.approx(ref_pearson(p, y))
+    assert multi["acc_b"] == pytest.approx(np.mean((y > 4.0) == (p > 4.0)))  # head b's own threshold
+    assert multi["mae"] == pytest.approx(np.mean(np.abs(p - y)))

@@ -13,12 +13,17 @@ from _io_helpers import bert_tokenizer, random_image
 from aesmamba_hf.dataset_specs import AADB_MEAN, CLIP_MEAN
 from aesmamba_hf.image_processing_aesmamba import AesMambaImageProcessor
 from aesmamba_hf.processing_aesmamba import AesMambaProcessor
-from aesmamba_hf.prompts import UserProfile, build_prompt, clean_comment
+from aesmamba_hf.prompts import UserProfile, clean_comment
 from aesmamba_hf.variants import VARIANTS
 
 HUB_CONFIGS = Path(__file__).resolve().parents[1] / "hub_configs"
 USER = UserProfile(openness=7, conscientiousness=5, extroversion=6, agreeableness=8, neuroticism=4,
                    art_experience="proficient", photo_experience="competent", age="22-25")
+# USER's texts written out (spec §9.1; "4.My" without a space is the authors' prompt)
+BIG_FIVE = ("In the Big-Five personality traits test, my scores are as follows: Openness score is 7, "
+            "conscientiousness score is 5, extroversion score is 6, agreeableness score is 8, "
+            "and Neuroticism score is 4.")
+USER_PROMPT = BIG_FIVE + "My artistic experience is proficient, while my photographic experience is competent."
 
 
 @pytest.fixture(scope="module")
@@ -58,17 +63,15 @@ def test_user_profiles_become_smp_prompts(tokenizer):
     processor = AesMambaProcessor(tokenizer=tokenizer)
     images = [random_image(i) for i in range(3)]
     batch = processor(images=images, users=USER)  # one user for every image
-    prompt = build_prompt(USER)
-    assert processor.build_prompt(USER) == prompt and "4.My artistic" in prompt and "age" not in prompt
-    expected = tokenizer([prompt] * 3, padding=True, truncation=True, return_tensors="pt")["input_ids"]
+    assert processor.build_prompt(USER) == USER_PROMPT  # the age is not an SMP character
+    expected = tokenizer([USER_PROMPT] * 3, padding=True, truncation=True, return_tensors="pt")["input_ids"]
     torch.testing.assert_close(batch["input_ids"], expected)
     # dicts, JSON text and JSON files are accepted too
     as_dict = processor(users=[USER.to_dict()])["input_ids"]
     torch.testing.assert_close(as_dict, expected[:1])
     # prompt settings change the text
     extended = AesMambaProcessor(tokenizer=tokenizer, prompt_characters="all", fix_prompt_spacing=True)
-    assert extended.build_prompt(USER) == build_prompt(USER, "all", fix_spacing=True)
-    assert extended.build_prompt(USER).endswith("competent. My age is 22-25.")
+    assert extended.build_prompt(USER) == USER_PROMPT.replace("4.My", "4. My") + " My age is 22-25."
     with pytest.raises(ValueError, match="outside the PARA Big-Five range"):
         processor(users={"openness": 42})
 
@@ -113,7 +116,7 @@ def test_save_load_round_trip(tmp_path, tokenizer):
         images = [random_image(3), random_image(4)]
         for key, value in processor(images=images, users=USER).items():
             torch.testing.assert_close(loaded(images=images, users=USER)[key], value)
-        assert loaded.build_prompt(USER) == build_prompt(USER, ["big_five", "age"], fix_spacing=True)
+        assert loaded.build_prompt(USER) == BIG_FIVE + " My age is 22-25."
 
 
 def test_image_only_processor_round_trip(tmp_path):

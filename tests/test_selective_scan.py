@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 
@@ -79,6 +81,42 @@ def test_recurrence_by_hand_single_channel():
         y = ss.selective_scan_fn(u, delta, A, B, C, D, backend=backend)
         torch.testing.assert_close(y[0, 0], torch.tensor(expected, dtype=torch.float64))
 
+
+
+def test_recurrence_by_hand_bias_softplus_gate_groups_and_last_state():
+    """Plain-float recurrence with every option: Δ = softplus(δ + bias), channel c reads B/C group c // 2
+    (contiguous channel blocks, as in mamba_ssm), y = (C·h + D u) · silu(z), last state h_L."""
+    channels, states, length = 4, 2, 3
+    u = [[0.5 * (c + 1) * (-1) ** t for t in range(length)] for c in range(channels)]
+    delta = [[0.3 * t - 0.4 * c for t in range(length)] for c in range(channels)]
+    bias = [0.1, -0.2, 0.3, 0.0]
+    A = [[-0.5 - 0.25 * n - 0.1 * c for n in range(states)] for c in range(channels)]
+    B = [[[0.2 * (g + 1) + 0.1 * n - 0.15 * t for t in range(length)] for n in range(states)] for g in range(2)]
+    C = [[[1.0 - 0.3 * g + 0.2 * n * t for t in range(length)] for n in range(states)] for g in range(2)]
+    D = [0.5, -1.0, 0.25, 2.0]
+    z = [[0.7 - 0.5 * c + 0.4 * t for t in range(length)] for c in range(channels)]
+
+    expected_y, expected_h = [], []
+    for c in range(channels):
+        g, h, row = c // 2, [0.0] * states, []
+        for t in range(length):
+            dt = math.log1p(math.exp(delta[c][t] + bias[c]))
+            h = [math.exp(dt * A[c][n]) * h[n] + dt * B[g][n][t] * u[c][t] for n in range(states)]
+            y = sum(C[g][n][t] * h[n] for n in range(states)) + D[c] * u[c][t]
+            row.append(y * z[c][t] / (1 + math.exp(-z[c][t])))
+        expected_y.append(row)
+        expected_h.append(h)
+
+    def t64(x):
+        return torch.tensor(x, dtype=torch.float64)
+
+    args = (t64([u]), t64([delta]), t64(A), t64([B]), t64([C]))
+    # the fused kernel is checked against the reference in test_selective_scan_fused.py
+    for backend in ("reference", "chunked"):
+        y, last = ss.selective_scan_fn(*args, t64(D), t64([z]), t64(bias), delta_softplus=True,
+                                       return_last_state=True, backend=backend)
+        torch.testing.assert_close(y[0], t64(expected_y), rtol=1e-12, atol=1e-12, msg=backend)
+        torch.testing.assert_close(last[0], t64(expected_h), rtol=1e-12, atol=1e-12, msg=backend)
 
 def test_float32_inputs_keep_dtype_and_cross_scan_round_trip():
     x = torch.arange(2 * 3 * 4 * 5, dtype=torch.float32).view(2, 3, 4, 5)  # (b, D, H, W)

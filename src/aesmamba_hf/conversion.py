@@ -6,12 +6,15 @@
   ``norm/op`` names, ``{'model': ...}``-wrapped or flat) onto ``VMambaModel``; the classifier is dropped.
 
 Conversion is strict: a key that maps nowhere, a missing key or a shape mismatch is an error listing them.
-Files are read with ``torch.load(weights_only=True)`` only.
+BERT's pooler (in the M/P checkpoints, never used by the model) is checked like every other key and then
+dropped unless the configuration keeps it. Files are read with ``torch.load(weights_only=True)`` only: a
+checkpoint that pickles Python objects besides tensors is refused with an explanation, never unpickled.
 """
 
 from __future__ import annotations
 
 import os
+import pickle
 import re
 from collections.abc import Mapping
 from typing import Optional, Union
@@ -61,22 +64,88 @@ class CheckpointConversionError(ValueError):
     """Raised when an official checkpoint does not match the target configuration."""
 
 
+StateDict = Mapping[str, torch.Tensor]
+Checkpoint = Union[str, os.PathLike, StateDict]
+
+# torch's weights_only error names the class it refused (or the pickle opcode it cannot run); only that
+# part is repeated, since the rest of its message suggests weights_only=False.
+_UNSUPPORTED_GLOBAL = re.compile(r"Unsupported global: GLOBAL ([\w.]+)")
+_UNPICKLER_DETAIL = re.compile(r"WeightsUnpickler error:\s*([^\n]+)")
+
+
+def _weights_only_message(path: str, err: Exception) -> str:
+    text = str(err)
+    found = _UNSUPPORTED_GLOBAL.search(text)
+    if found:
+        problem = f"stores pickled Python objects besides tensors (it contains {found.group(1)})"
+    else:
+        detail = _UNPICKLER_DETAIL.search(text)
+        problem = "is not a plain state dict of tensors" + (f" ({detail.group(1).strip()})" if detail else "")
+    return (
+        f"{path}: the checkpoint {problem}. Checkpoints are read with torch.load(weights_only=True) only, "
+        "because unpickling other objects can run arbitrary code. If you trust the file, re-save its tensors "
+        "as a plain state dict from a script of your own (torch.save(state_dict, 'weights.pth') or "
+        "safetensors.torch.save_file(state_dict, 'weights.safetensors')) and pass that file, or pass the "
+        "state dict itself."
+    )
+
+
 def load_checkpoint_file(path: Union[str, os.PathLike]) -> dict[str, torch.Tensor]:
-    """Read a ``.pth``/``.bin`` (``weights_only=True``) or ``.safetensors`` file into a flat state dict."""
+    """Read a ``.pth``/``.bin`` (``weights_only=True``) or ``.safetensors`` file into a flat state dict.
+
+    A ``{"model": state_dict, ...}`` wrapper (VMamba's releases) is unwrapped.
+    """
     path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"{path}: no such checkpoint file")
     if path.endswith(".safetensors"):
+        from safetensors import SafetensorError
         from safetensors.torch import load_file
 
-        return load_file(path)
+        try:
+            return load_file(path)
+        except SafetensorError as err:
+            raise CheckpointConversionError(f"{path}: not a readable safetensors file ({err})") from err
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # noqa: BLE001 - re-raised with the file name
-        raise CheckpointConversionError(f"{path}: cannot be read as a weights-only torch checkpoint: {err}") from err
-    if isinstance(obj, Mapping) and "model" in obj and isinstance(obj["model"], Mapping):
-        obj = obj["model"]
+    except pickle.UnpicklingError as err:  # what weights_only raises for anything beyond tensors and containers
+        raise CheckpointConversionError(_weights_only_message(path, err)) from err
+    except Exception as err:  # noqa: BLE001 - torch raises anything from KeyError to RuntimeError here
+        raise CheckpointConversionError(
+            f"{path}: not a readable torch checkpoint ({type(err).__name__}: {err}); expected a file written "
+            "by torch.save or a .safetensors file"
+        ) from err
     if not isinstance(obj, Mapping):
         raise CheckpointConversionError(f"{path}: expected a state dict, got {type(obj).__name__}")
-    return dict(obj)
+    return _unwrap(obj)
+
+
+def _read_checkpoint(checkpoint: Checkpoint) -> dict[str, torch.Tensor]:
+    """A flat state dict from a file path or an in-memory mapping (``{"model": ...}`` unwrapped)."""
+    if isinstance(checkpoint, (str, os.PathLike)):
+        state = load_checkpoint_file(checkpoint)
+        where = os.fspath(checkpoint)
+    elif isinstance(checkpoint, Mapping):
+        state = _unwrap(checkpoint)
+        where = "the state dict"
+    else:
+        raise TypeError(
+            f"expected a checkpoint path or a state dict (a mapping of tensors), got {type(checkpoint).__name__}"
+        )
+    not_tensors = sorted(str(k) for k, v in state.items() if not isinstance(v, torch.Tensor))
+    if not_tensors:
+        raise TypeError(
+            f"{where}: a state dict maps names to tensors; not tensors: " + ", ".join(not_tensors[:10])
+            + (" ..." if len(not_tensors) > 10 else "")
+        )
+    return state
+
+
+def _unwrap(state_dict: Mapping) -> dict:
+    """VMamba-style training checkpoints keep the weights under ``"model"``."""
+    if "model" in state_dict and isinstance(state_dict["model"], Mapping):
+        state_dict = state_dict["model"]
+    return dict(state_dict)
 
 
 def _apply_rules(key: str, rules) -> Optional[str]:
@@ -95,12 +164,24 @@ def _map_vmamba_key(key: str) -> Optional[str]:
 
 
 def _check_against(model_state: Mapping[str, torch.Tensor], converted: dict[str, torch.Tensor],
-                   unmapped: list[str], what: str) -> dict[str, torch.Tensor]:
+                   unmapped: list[str], what: str,
+                   optional: Optional[Mapping[str, tuple[int, ...]]] = None) -> dict[str, torch.Tensor]:
+    """``converted`` if it fits ``model_state`` exactly, else an error naming every offending key.
+
+    ``optional``: keys (with their shapes) the checkpoint may carry but the model does not hold, such as an
+    unused pooler. They are checked like the others (all or none of them, right shapes) and then dropped.
+    """
+    optional = {k: v for k, v in (optional or {}).items() if k not in model_state}
+    present_optional = set(converted) & set(optional)
+    expected_shapes = {k: tuple(v.shape) for k, v in model_state.items()}
+    expected_shapes.update({k: tuple(optional[k]) for k in present_optional})
     missing = sorted(set(model_state) - set(converted))
-    unexpected = sorted(set(converted) - set(model_state)) + sorted(unmapped)
+    if present_optional:  # half a module is a damaged checkpoint, even where the model would not use it
+        missing += sorted(f"{k} (not used by this configuration)" for k in set(optional) - present_optional)
+    unexpected = sorted(set(converted) - set(expected_shapes)) + sorted(unmapped)
     mismatched = sorted(
-        f"{k}: checkpoint {tuple(v.shape)} vs model {tuple(model_state[k].shape)}"
-        for k, v in converted.items() if k in model_state and tuple(v.shape) != tuple(model_state[k].shape)
+        f"{k}: checkpoint {tuple(v.shape)} vs model {expected_shapes[k]}"
+        for k, v in converted.items() if k in expected_shapes and tuple(v.shape) != expected_shapes[k]
     )
     if missing or unexpected or mismatched:
         lines = [f"{what}: the checkpoint does not match the configuration"]
@@ -108,7 +189,7 @@ def _check_against(model_state: Mapping[str, torch.Tensor], converted: dict[str,
             if keys:
                 lines.append(f"  {title} ({len(keys)}): " + ", ".join(keys[:20]) + (" ..." if len(keys) > 20 else ""))
         raise CheckpointConversionError("\n".join(lines))
-    return converted
+    return {k: v for k, v in converted.items() if k in model_state}
 
 
 def _expected_state(model_cls, config) -> dict[str, torch.Tensor]:
@@ -121,8 +202,7 @@ def convert_vmamba_state_dict(state_dict: Mapping[str, torch.Tensor],
     """VMamba ImageNet checkpoint (either naming, wrapped or flat) → ``VMambaModel`` state dict."""
     from .modeling_vmamba import VMambaModel
 
-    if "model" in state_dict and isinstance(state_dict["model"], Mapping):
-        state_dict = state_dict["model"]
+    state_dict = _unwrap(state_dict)
     converted, unmapped = {}, []
     for key, value in state_dict.items():
         if any(p.search(key) for p in _ALWAYS_DROPPED):
@@ -146,12 +226,13 @@ def convert_official_state_dict(state_dict: Mapping[str, torch.Tensor],
                                 config: AesMambaConfig) -> dict[str, torch.Tensor]:
     """Flat AesMamba task checkpoint → ``AesMambaForAestheticAssessment`` state dict for ``config``.
 
-    BERT's pooler is kept only when ``config.text_add_pooling_layer`` is set (it is never used).
+    BERT's pooler (``text_backbone.bert_model.pooler.dense.*``, in every released M/P checkpoint) is kept
+    when ``config.text_add_pooling_layer`` is set, and then required. Otherwise it is optional: when present
+    it must be complete and of the right shapes, and is dropped (the model never uses it).
     """
     from .modeling_aesmamba import AesMambaForAestheticAssessment
 
-    if "model" in state_dict and isinstance(state_dict["model"], Mapping):
-        state_dict = state_dict["model"]
+    state_dict = _unwrap(state_dict)
     encoder_prefix, head_prefix = _official_layout(config)
     head_names = set(config.head_names)
     converted, unmapped = {}, []
@@ -168,10 +249,7 @@ def convert_official_state_dict(state_dict: Mapping[str, torch.Tensor],
                 sub = _apply_rules(match.group(2), _HEAD_RULES)
                 target = f"heads.{match.group(1)}.{sub}" if sub else None
         elif key.startswith("text_backbone.bert_model."):
-            sub = key[len("text_backbone.bert_model."):]
-            if sub.startswith("pooler.") and not config.text_add_pooling_layer:
-                continue
-            target = f"aesmamba.text_model.{sub}"
+            target = f"aesmamba.text_model.{key[len('text_backbone.bert_model.'):]}"
         elif key.startswith("attrInject."):
             sub = _apply_rules(key[len("attrInject."):], _FUSION_RULES)
             target = f"aesmamba.fusion.{sub}" if sub else None
@@ -180,25 +258,37 @@ def convert_official_state_dict(state_dict: Mapping[str, torch.Tensor],
         else:
             converted[target] = value
     what = f"AesMamba-{config.task} ({config.dataset})"
-    return _check_against(_expected_state(AesMambaForAestheticAssessment, config), converted, unmapped, what)
+    optional = {}
+    if config.uses_text and not config.text_add_pooling_layer:
+        hidden = config.text_config.hidden_size  # BertPooler: Linear(hidden, hidden)
+        optional = {"aesmamba.text_model.pooler.dense.weight": (hidden, hidden),
+                    "aesmamba.text_model.pooler.dense.bias": (hidden,)}
+    return _check_against(_expected_state(AesMambaForAestheticAssessment, config), converted, unmapped, what,
+                          optional)
 
 
-def load_official_checkpoint(path: Union[str, os.PathLike], config: AesMambaConfig):
-    """Build ``AesMambaForAestheticAssessment(config)`` and load an official ``.pth`` into it strictly."""
+def load_official_checkpoint(checkpoint: Checkpoint, config: AesMambaConfig):
+    """Build ``AesMambaForAestheticAssessment(config)`` and load an official checkpoint into it strictly.
+
+    ``checkpoint``: a ``.pth``/``.bin``/``.safetensors`` path or an official state dict already in memory.
+    """
     from .modeling_aesmamba import AesMambaForAestheticAssessment
 
-    state = convert_official_state_dict(load_checkpoint_file(path), config)
+    state = convert_official_state_dict(_read_checkpoint(checkpoint), config)
     model = AesMambaForAestheticAssessment(config)
     model.load_state_dict(state, strict=True)
     return model.eval()
 
 
-def load_vmamba_checkpoint(path: Union[str, os.PathLike], config: Optional[VMambaConfig] = None):
-    """Build ``VMambaModel`` and load a VMamba ImageNet checkpoint (e.g. ``vssmtiny_dp01_ckpt_epoch_292.pth``)."""
+def load_vmamba_checkpoint(checkpoint: Checkpoint, config: Optional[VMambaConfig] = None):
+    """Build ``VMambaModel`` and load a VMamba ImageNet checkpoint (e.g. ``vssmtiny_dp01_ckpt_epoch_292.pth``).
+
+    ``checkpoint``: a path or a state dict in memory, flat or ``{"model": ...}``-wrapped.
+    """
     from .modeling_vmamba import VMambaModel
 
     config = config or VMambaConfig()
-    state = convert_vmamba_state_dict(load_checkpoint_file(path), config)
+    state = convert_vmamba_state_dict(_read_checkpoint(checkpoint), config)
     model = VMambaModel(config)
     model.load_state_dict(state, strict=True)
     return model.eval()
