@@ -13,7 +13,7 @@ from typing import Optional, Union
 from transformers import AutoConfig, BertModel
 
 from .configuration_aesmamba import AesMambaConfig
-from .conversion import load_vmamba_checkpoint
+from .hub.conversion import load_vmamba_checkpoint
 from .modeling_aesmamba import AesMambaForAestheticAssessment
 from .registry import variant_config
 

@@ -1,7 +1,8 @@
-"""The Hub side: official-checkpoint conversion (:mod:`aesmamba_hf.conversion`), export of complete Hub folders
+"""The Hub side: official-checkpoint conversion (:mod:`.conversion`), export of complete Hub folders
 (:mod:`.export`), the model card template (:mod:`.model_card`), publishing (:mod:`.publish`) and downloading a
 variant (:mod:`.download`)."""
 
+from .conversion import CheckpointConversionError, load_official_checkpoint, load_vmamba_checkpoint
 from .download import DownloadError, build_from_hub_config, download
 from .export import ExportError, ExportResult, check_remote_code, export_model, load_export_source
 from .model_card import BASE_TAGS, CITATION, DEFAULT_LICENSE, PIPELINE_TAG, build_model_card
@@ -9,6 +10,7 @@ from .publish import REQUIRED_FILES, PublishError, publish_folder
 
 __all__ = [
     "BASE_TAGS",
+    "CheckpointConversionError",
     "CITATION",
     "DEFAULT_LICENSE",
     "DownloadError",
@@ -23,5 +25,7 @@ __all__ = [
     "download",
     "export_model",
     "load_export_source",
+    "load_official_checkpoint",
+    "load_vmamba_checkpoint",
     "publish_folder",
 ]

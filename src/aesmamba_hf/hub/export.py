@@ -106,7 +106,7 @@ def load_export_source(
     source: PathLike, weights: Optional[PathLike] = None, allow_random: bool = False
 ) -> tuple[AesMambaForAestheticAssessment, Any, dict[str, Any]]:
     """Model, processor and provenance for :func:`export_model` (see the module docstring for the order)."""
-    from ..conversion import load_official_checkpoint
+    from .conversion import load_official_checkpoint
 
     path = Path(source)
     info: dict[str, Any] = {"source": os.fspath(source), "variant": None, "trained": True}
