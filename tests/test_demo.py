@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from aesmamba_demo import run as demo_run
 from aesmamba_hf.cli import main
 from aesmamba_hf.dataset_specs import PARA_ATTRIBUTE_NAMES
-from aesmamba_hf.demo import run as demo_run
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -227,7 +227,7 @@ def test_presets():
 def test_expected_scores_follow_the_generated_ratings(demo):
     import numpy as np
 
-    from aesmamba_hf.demo.benchmark import expected_scores
+    from aesmamba_demo.benchmark import expected_scores
 
     out, _, _ = demo
     exp = expected_scores(out / "benchmark")

@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from aesmamba_demo import baseline as bl
+from aesmamba_demo import benchmark as bm
 from aesmamba_hf.dataset_specs import PARA_ATTRIBUTES
-from aesmamba_hf.demo import baseline as bl
-from aesmamba_hf.demo import benchmark as bm
 
 FACTORS = list(bm.FACTOR_NAMES)
 
