@@ -45,6 +45,7 @@ import numpy as np
 from PIL import Image, ImageFilter
 
 from aesmamba_hf.dataset_specs import PARA_ATTRIBUTES
+from aesmamba_hf.prompts import BIG_FIVE_RANGE, EXPERIENCE_LEVELS
 
 from .baseline import _IMMERKAER, _conv3
 
@@ -57,8 +58,11 @@ SEMANTIC_TAGS = {
     "portrait": 1, "animal": 2, "plant": 3, "landscape": 4, "architecture": 5,
     "still_life": 6, "object": 7, "indoor": 8, "sky": 9,
 }
-EXPERIENCE_LEVELS = ("beginner", "competent", "proficient", "expert")
-BIG_FIVE_RANGE = (2, 10)  # PARA's BFI-10 trait scores: the sum of two 1-5 items, integers 2..10
+# The simulated raters' Big-Five scores: integers 2..10, as from a short inventory with two 1-5 items per trait
+# (BFI-10 style), a sub-range of the PARA range the package accepts (``aesmamba_hf.prompts.BIG_FIVE_RANGE``,
+# 1..10; checked by the tests). The rater model centres and scales the traits on this range, so it fixes
+# the benchmark: widening it would change every simulated rating and the demo's measured numbers.
+SIMULATED_BIG_FIVE_RANGE = (2, 10)
 AGE_GROUPS = ("18-21", "22-25", "26-29", "30-34", "35-39", "40-49", "50+")
 EDUCATION_LEVELS = ("senior_high_school", "junior_college", "university", "master", "doctor")
 EMOTIONS = ("amusement", "awe", "contentment", "excitement", "disgust", "fear", "sadness", "neutral")
@@ -357,7 +361,7 @@ def seen_factors(image: Image.Image, edits: Edits) -> dict[str, float]:
 def sample_users(rng: np.random.Generator, n: int, prefix: str = "user") -> list[dict]:
     """PARA-style user rows (``USER_INFO_COLUMNS``); experience and openness are mildly correlated."""
     users = []
-    lo, hi = BIG_FIVE_RANGE
+    lo, hi = SIMULATED_BIG_FIVE_RANGE
     for i in range(n):
         art = int(rng.choice(4, p=[0.3, 0.3, 0.25, 0.15]))
         photo = int(np.clip(art + rng.choice([-1, 0, 0, 1, 2]) - (1 if rng.random() < 0.3 else 0), 0, 3))
@@ -389,7 +393,7 @@ def user_taste(users: list[dict], rng: np.random.Generator) -> dict[str, np.ndar
     lv = {name: i for i, name in enumerate(EXPERIENCE_LEVELS)}
     ph = np.array([lv[u["photographyExperience"]] for u in users], dtype=float) / 3
     ar = np.array([lv[u["artExperience"]] for u in users], dtype=float) / 3
-    lo, hi = BIG_FIVE_RANGE
+    lo, hi = SIMULATED_BIG_FIVE_RANGE
     mid, half = (lo + hi) / 2, (hi - lo) / 2
 
     def trait(key: str) -> np.ndarray:
@@ -646,7 +650,8 @@ Splits are disjoint by **source photo** ({split_counts}); `splits.csv` lists ima
   (user, image) rating, columns of spec 9.2. Every user rates images of all three splits (~{rate_pct}% of
   the images each), so PIAA train/validation/test are the ratings of train/validation/test photos.
 - `annotation/PARA-UserInfo.csv`: `userId, age, gender, EducationalLevel, artExperience,
-  photographyExperience, personality-E/A/N/O/C` (Big-Five integers {b5lo}..{b5hi}, as PARA's BFI-10).
+  photographyExperience, personality-E/A/N/O/C` (Big-Five integers {b5lo}..{b5hi}, as from a
+  two-items-per-trait short inventory; readers accept PARA's {para_b5lo}..{para_b5hi}).
 - The *Validation* files are extra: readers that know only Train/Test ignore them (pass them with
   `csv_path=` to the PARA builders).
 
@@ -905,7 +910,8 @@ def generate_benchmark(
         num_images=n_img, short_side=cfg.short_side, num_users=n_users, crowd=cfg.crowd_pool,
         split_counts=", ".join(f"{s}: {n} photos" for s, n in split_counts.items()),
         rate_pct=round(100 * cfg.rating_probability),
-        b5lo=BIG_FIVE_RANGE[0], b5hi=BIG_FIVE_RANGE[1],
+        b5lo=SIMULATED_BIG_FIVE_RANGE[0], b5hi=SIMULATED_BIG_FIVE_RANGE[1],
+        para_b5lo=BIG_FIVE_RANGE[0], para_b5hi=BIG_FIVE_RANGE[1],
         tags=", ".join(f"{k}={v}" for k, v in SEMANTIC_TAGS.items())), encoding="utf-8")
 
     files = sorted(p for p in out.rglob("*") if p.is_file())
