@@ -12,9 +12,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from aesmamba_demo import baseline as bl
-from aesmamba_demo import benchmark as bm
 from aesmamba_hf.dataset_specs import PARA_ATTRIBUTES
+
+bl = pytest.importorskip("aesmamba_demo.baseline", reason="the demo package is not installed: pip install -e demo")
+bm = pytest.importorskip("aesmamba_demo.benchmark", reason="the demo package is not installed: pip install -e demo")
 
 FACTORS = list(bm.FACTOR_NAMES)
 
