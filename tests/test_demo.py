@@ -1,7 +1,7 @@
 """``aesmamba demo --quick``: every artefact of the end-to-end demo exists and is well formed.
 
 The quick run trains tiny models for a few steps, so its numbers are meaningless: the accuracy goals are
-checked by the full run (``aesmamba demo``), not here. The run is done once per module (~20-60 s on 2 cores).
+checked by the full run (``aesmamba demo``), not here. The run is done once per module (~160 CPU-seconds).
 """
 
 from __future__ import annotations

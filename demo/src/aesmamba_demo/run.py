@@ -151,7 +151,7 @@ class DemoConfig:
 
     @classmethod
     def preset(cls, name: str = "default", **overrides: Any) -> DemoConfig:
-        """``"default"`` (the full run, ≤ 15 min on 2 cores) or ``"quick"`` (a ~2-minute smoke run)."""
+        """``"default"`` (the full run, ≤ 15 min on 2 cores) or ``"quick"`` (a smoke run of ~160 CPU-seconds)."""
         if name == "default":
             config = cls()
         elif name == "quick":

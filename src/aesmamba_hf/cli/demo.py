@@ -15,8 +15,8 @@ Generates a small rated benchmark from the bundled photographs (synthetic rating
 in the AVA and PARA layouts), trains small V, M, F and P models with the Trainer, runs the PIAA few-shot
 protocol, evaluates on held-out photos against a non-deep baseline, exports Hub-ready model folders and scores
 sample photos with pipeline("image-aesthetics"). Writes report.md / report.json and plots to --out.
-No network, no GPU, no downloads. The full run takes about 14 minutes on 2 CPU cores; --quick is a
-~2-minute smoke run (tiny models, numbers meaningless).
+No network, no GPU, no downloads. The full run takes about 14 minutes on 2 CPU cores; --quick is a smoke
+run (tiny models, numbers meaningless) of about 160 CPU-seconds: under 3 minutes on 2 free cores.
 Needs the aesmamba-demo package: `pip install -e demo` in the repository, or `bash scripts/demo.sh`."""
 
 NOT_INSTALLED = ("the demo is a separate package, aesmamba-demo, which is not installed: install it from the "
@@ -27,7 +27,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The options of ``aesmamba demo`` (also those of the demo package's own ``aesmamba-demo`` command)."""
     parser.add_argument("--out", "-o", default="aesmamba-demo-output",
                         help="output folder (default ./aesmamba-demo-output; replaced atomically on a re-run)")
-    parser.add_argument("--quick", action="store_true", help="~2-minute smoke run with tiny models")
+    parser.add_argument("--quick", action="store_true", help="smoke run with tiny models (~160 CPU-seconds: under 3 minutes on 2 cores)")
     parser.add_argument("--seed", type=int, default=0, help="benchmark and training seed (default 0)")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     parser.add_argument("--overwrite", action="store_true",
