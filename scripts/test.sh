@@ -3,5 +3,5 @@
 set -euo pipefail
 . "$(dirname "$0")/_env.sh"
 export HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TOKENIZERS_PARALLELISM=false
-ruff check src tests benchmarks scripts examples
+ruff check src tests benchmarks scripts examples demo
 python -m pytest -q -p no:cacheprovider "$@"

@@ -13,8 +13,9 @@ import pytest
 from PIL import Image
 
 from aesmamba_hf.dataset_specs import PARA_ATTRIBUTES
-from aesmamba_hf.demo import baseline as bl
-from aesmamba_hf.demo import benchmark as bm
+
+bl = pytest.importorskip("aesmamba_demo.baseline", reason="the demo package is not installed: pip install -e demo")
+bm = pytest.importorskip("aesmamba_demo.benchmark", reason="the demo package is not installed: pip install -e demo")
 
 FACTORS = list(bm.FACTOR_NAMES)
 
@@ -123,16 +124,30 @@ def test_para_giaa_layout(quick):
     assert n_rows == 96
 
 
+def test_simulated_raters_use_the_library_facts():
+    from aesmamba_hf import prompts
+
+    # the demo restates no library fact: PARA's Big-Five range and experience levels are the library's ...
+    assert bm.BIG_FIVE_RANGE is prompts.BIG_FIVE_RANGE and bm.EXPERIENCE_LEVELS is prompts.EXPERIENCE_LEVELS
+    # ... and its simulated raters' narrower Big-Five range lies inside PARA's
+    lo, hi = bm.SIMULATED_BIG_FIVE_RANGE
+    assert prompts.BIG_FIVE_RANGE[0] <= lo < hi <= prompts.BIG_FIVE_RANGE[1]
+
+
 def test_para_piaa_and_user_info_layout(quick):
+    from aesmamba_hf.prompts import UserProfile
+
     ann = quick.para_root / "annotation"
     users = _read_csv(ann / "PARA-UserInfo.csv")
     assert _header(ann / "PARA-UserInfo.csv") == list(bm.USER_INFO_COLUMNS)
     assert len(users) == 16 and len({u["userId"] for u in users}) == 16
-    lo, hi = bm.BIG_FIVE_RANGE
+    lo, hi = bm.SIMULATED_BIG_FIVE_RANGE
     for u in users:
         assert u["artExperience"] in bm.EXPERIENCE_LEVELS and u["photographyExperience"] in bm.EXPERIENCE_LEVELS
         for k in "EANOC":
             assert lo <= int(u[f"personality-{k}"]) <= hi
+        # the library accepts every simulated rater (raises otherwise)
+        UserProfile.from_para_row({k: int(v) if k.startswith("personality-") else v for k, v in u.items()})
     user_ids = {u["userId"] for u in users}
     for split in ("Train", "Validation", "Test"):
         path = ann / f"PARA-Piaa{split}.csv"

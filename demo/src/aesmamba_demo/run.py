@@ -4,7 +4,7 @@ The demo builds a small rated benchmark from the bundled photographs (:mod:`.ben
 controlled edits of real photos, written in the real PARA and AVA layouts), then runs the same code that serves
 the real datasets:
 
-1. ``benchmark`` — :func:`~aesmamba_hf.demo.benchmark.generate_benchmark`;
+1. ``benchmark`` — :func:`~aesmamba_demo.benchmark.generate_benchmark`;
 2. ``baseline`` — the non-deep baseline (:mod:`.baseline`: hand-crafted pixel statistics + ridge) per task;
 3. ``train_F`` — a small VMamba trained from scratch on the nine PARA-GIAA attributes (no ImageNet weights
    exist offline: this model's image encoder is the starting point of the others);
@@ -26,7 +26,7 @@ instead); the test photos are used for nothing but the final evaluation.
 Everything is written to a staging folder next to ``out_dir`` and moved into place at the end, so an
 interrupted run never leaves a half-written output and a re-run replaces the previous one.
 
-    from aesmamba_hf.demo.run import DemoConfig, run_demo
+    from aesmamba_demo.run import DemoConfig, run_demo
     report = run_demo("aesmamba-demo-output", DemoConfig.preset("quick"))
 """
 
@@ -50,8 +50,8 @@ from typing import Any, Optional, Union
 
 import numpy as np
 
-from ..dataset_specs import PARA_ATTRIBUTE_NAMES
-from ..metrics import finite_mean
+from aesmamba_hf.dataset_specs import PARA_ATTRIBUTE_NAMES
+from aesmamba_hf.metrics import finite_mean
 
 logger = logging.getLogger(__name__)
 
@@ -101,7 +101,7 @@ class TrainStage:
 class DemoConfig:
     """Everything the demo run depends on (saved in ``report.json``).
 
-    Benchmark: ``size`` (``"default"`` or ``"quick"``, see :data:`~aesmamba_hf.demo.benchmark.SIZES`), ``seed``.
+    Benchmark: ``size`` (``"default"`` or ``"quick"``, see :data:`~aesmamba_demo.benchmark.SIZES`), ``seed``.
     Models: a small VMamba (``embed_dim``, ``depths``, ``d_state``, ``ssm_ratio``, ``initializer_range``) on
     ``image_size`` px images (training: resize to ``train_resize`` → random flip → random ``crop_size`` crop →
     a random quarter turn with ``rotate90_probability``: the benchmark's raters judge orientation-free factors),
@@ -151,7 +151,7 @@ class DemoConfig:
 
     @classmethod
     def preset(cls, name: str = "default", **overrides: Any) -> DemoConfig:
-        """``"default"`` (the full run, ≤ 15 min on 2 cores) or ``"quick"`` (a ~2-minute smoke run)."""
+        """``"default"`` (the full run, ≤ 15 min on 2 cores) or ``"quick"`` (a smoke run of ~160 CPU-seconds)."""
         if name == "default":
             config = cls()
         elif name == "quick":
@@ -296,7 +296,7 @@ class DemoData:
 
 def build_demo_data(bench: Any, work: Path, config: DemoConfig) -> DemoData:
     """Build the splits with the package's dataset builders (the benchmark's validation files select models)."""
-    from ..data import build_ava, build_para_giaa, build_para_piaa
+    from aesmamba_hf.data import build_ava, build_para_giaa, build_para_piaa
 
     para, ava = Path(bench.para_root), Path(bench.ava_root)
     ann = para / "annotation"
@@ -347,7 +347,7 @@ def _targets(dataset: Any, bin_values: Optional[Sequence[float]] = None) -> np.n
 def _tokenizer() -> Any:
     from transformers import AutoTokenizer
 
-    from ..building import minilm_path
+    from aesmamba_hf.building import minilm_path
 
     path = minilm_path()
     if path is None:
@@ -360,8 +360,8 @@ def _tokenizer() -> Any:
 def demo_model_config(task: str, config: DemoConfig, dataset: str, heads: Optional[list] = None,
                       name: Optional[str] = None) -> Any:
     """The small AesMamba config of one demo model (text config filled in by ``build_model``)."""
-    from ..configuration_aesmamba import AesMambaConfig
-    from ..configuration_vmamba import VMambaConfig
+    from aesmamba_hf.configuration_aesmamba import AesMambaConfig
+    from aesmamba_hf.configuration_vmamba import VMambaConfig
 
     # The official 0.02 init suits ImageNet-length training; from scratch on a few thousand images the VSS blocks
     # start near identity with it and the model learns only colour, not sharpness or grain (measured, 8 epochs on
@@ -384,8 +384,8 @@ def demo_model_config(task: str, config: DemoConfig, dataset: str, heads: Option
 
 
 def demo_processor(config: DemoConfig, dataset: str, with_text: bool, task: str) -> Any:
-    from ..image_processing_aesmamba import AesMambaImageProcessor
-    from ..processing_aesmamba import AesMambaProcessor
+    from aesmamba_hf.image_processing_aesmamba import AesMambaImageProcessor
+    from aesmamba_hf.processing_aesmamba import AesMambaProcessor
 
     image_processor = AesMambaImageProcessor.for_dataset(
         dataset, size={"height": config.image_size, "width": config.image_size},
@@ -414,7 +414,7 @@ def _freeze_text(model: Any, trainable_layers: int) -> None:
 
 def _text_cache(model: Any, config: DemoConfig) -> Any:
     """Encode each comment/prompt once while the text encoder is frozen (M's and P's main cost otherwise)."""
-    from ..training import cached_text_encoder
+    from aesmamba_hf.training import cached_text_encoder
 
     if model.aesmamba.text_model is None or config.text_trainable_layers > 0:
         return contextlib.nullcontext()
@@ -448,7 +448,7 @@ def _set_score_bias(model: Any, train_targets: np.ndarray) -> None:
 def _class_counts_from(model: Any, train_split: Any) -> None:
     """The balanced loss's class counts from this benchmark's training split (the heads are built with the real
     dataset's counts, and ``train`` keeps the counts of a model it is given)."""
-    from ..training import class_counts_per_head, set_class_counts
+    from aesmamba_hf.training import class_counts_per_head, set_class_counts
 
     if model.config.num_scale_classes:
         set_class_counts(model.config, class_counts_per_head(train_split))
@@ -459,7 +459,7 @@ def train_stage(
     run_dir: Path, progress: _Progress, train_collator_text: Optional[bool] = None,
 ) -> dict[str, Any]:
     """Train ``model`` in place with :func:`aesmamba_hf.training.train` (validation selects the checkpoint)."""
-    from ..training import TrainConfig, train
+    from aesmamba_hf.training import TrainConfig, train
 
     steps_per_epoch = math.ceil(len(splits["train"]) / stage.batch_size)
     total = stage.max_steps if stage.max_steps > 0 else math.ceil(stage.epochs * steps_per_epoch)
@@ -508,8 +508,8 @@ def _user_of_rows(dataset: Any) -> dict[str, str]:
 def evaluate_stage(name: str, model: Any, processor: Any, dataset: Any, dataset_name: str, out: Path,
                    users: Optional[dict[str, str]] = None, photos: Optional[dict[str, str]] = None) -> dict[str, Any]:
     """Predict the test split, write the evaluation report, return the summary numbers."""
-    from ..evaluation.report import predict_dataset, write_report
-    from ..metrics import compute_grouped_metrics
+    from aesmamba_hf.evaluation.report import predict_dataset, write_report
+    from aesmamba_hf.metrics import compute_grouped_metrics
 
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", category=UserWarning)
@@ -586,7 +586,7 @@ def _within_photo_per_head(pred: np.ndarray, true: np.ndarray, photos: Sequence[
 
 
 def _srcc(a: np.ndarray, b: np.ndarray) -> float:
-    from ..metrics import srcc
+    from aesmamba_hf.metrics import srcc
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -600,7 +600,8 @@ def _srcc(a: np.ndarray, b: np.ndarray) -> float:
 def baseline_stage(data: DemoData, out: Path, progress: _Progress,
                    photos: Optional[dict[str, str]] = None) -> dict[str, Any]:
     """Fit the pixel-statistics ridge baseline per task on the training photos and score the test photos."""
-    from ..dataset_specs import get_dataset_spec
+    from aesmamba_hf.dataset_specs import get_dataset_spec
+
     from .baseline import extract_features, fit_ridge
 
     out.mkdir(parents=True, exist_ok=True)
@@ -641,7 +642,7 @@ def baseline_stage(data: DemoData, out: Path, progress: _Progress,
 
 def ceiling_stage(bench_root: Path, data: DemoData, photos: dict[str, str]) -> dict[str, Any]:
     """SRCC on the test rows of the benchmark's taste-model expectation (see
-    :func:`~aesmamba_hf.demo.benchmark.expected_scores`): the best a pixels-only model can do without
+    :func:`~aesmamba_demo.benchmark.expected_scores`): the best a pixels-only model can do without
     knowing each held-out photo's hidden appeal. ``photos``: :func:`source_photos` of the benchmark."""
     from .benchmark import expected_scores
 
@@ -687,8 +688,7 @@ def pipeline_stage(models_dir: Path, data: DemoData, config: DemoConfig, progres
     """Score sample test photos with ``pipeline("image-aesthetics")`` loaded from the exported folders."""
     from transformers import pipeline
 
-    from .. import pipeline as _register  # noqa: F401  (registers the task)
-    from ..data import read_para_user_info
+    from aesmamba_hf.data import read_para_user_info
 
     m_test = data.splits["M"]["test"]
     paths = _image_paths(m_test)
@@ -940,10 +940,11 @@ def _run(out: Path, config: DemoConfig, preset: str, overwrite: bool,
          printer: Optional[Callable[[str], None]]) -> dict[str, Any]:
     import torch
 
-    from ..building import build_model, minilm_path
-    from ..hub import export_model
-    from ..piaa import PIAAConfig, run_piaa
-    from ..selective_scan import resolve_backend
+    from aesmamba_hf.building import build_model, minilm_path
+    from aesmamba_hf.hub import export_model
+    from aesmamba_hf.piaa import PIAAConfig, run_piaa
+    from aesmamba_hf.selective_scan import resolve_backend
+
     from .benchmark import generate_benchmark
 
     if config.num_threads:
@@ -1039,7 +1040,7 @@ def _run(out: Path, config: DemoConfig, preset: str, overwrite: bool,
                 warnings.filterwarnings("ignore", category=UserWarning)
                 piaa = run_piaa(trained["P"], data.para_root, staging / "piaa", piaa_cfg, processor=processors["P"],
                                 progress=progress)
-            from ..piaa import summary_table
+            from aesmamba_hf.piaa import summary_table
 
             summary_json = json.loads(piaa.files["summary_json"].read_text(encoding="utf-8"))
             report["piaa"] = {"description": summary_json["description"], "users": summary_json["users"],

@@ -1,15 +1,15 @@
 """A small, deterministic *rated* aesthetics benchmark built from the bundled photographs.
 
-Every bundled photo (``demo/photos``, see its MANIFEST.json) is turned into many derived square images (a view
-of the photo, zoomed and placed at random) by controlled, aesthetics-relevant edits of known strength (defocus
-blur, noise, JPEG artefacts, exposure, saturation, colour cast, off-centre crop, tilt). Simulated raters with
-PARA-style characters (art and photography experience, Big-Five scores, age, gender, education) then score every
-image. Like real raters they never see the original: they judge softness, grain, blocking, brightness,
-colourfulness and tint as they show in the delivered pixels (:func:`perceived_factors`, so an unedited hazy
-photo looks soft and an unedited night scene dark), the framing by where the detail sits (an off-centre crop
-counts as far as it moves it) and a tilt as far as it shows on lines that were level or plumb (a tilted
-horizon, not a tilted cat or slope). How much each factor matters to a rater depends on the rater's character,
-so personal taste is real, learnable signal:
+Every bundled photo (``aesmamba_demo/photos``, see its MANIFEST.json) is turned into many derived square
+images (a view of the photo, zoomed and placed at random) by controlled, aesthetics-relevant edits of known
+strength (defocus blur, noise, JPEG artefacts, exposure, saturation, colour cast, off-centre crop, tilt).
+Simulated raters with PARA-style characters (art and photography experience, Big-Five scores, age, gender,
+education) then score every image. Like real raters they never see the original: they judge softness, grain,
+blocking, brightness, colourfulness and tint as they show in the delivered pixels (:func:`perceived_factors`,
+so an unedited hazy photo looks soft and an unedited night scene dark), the framing by where the detail sits
+(an off-centre crop counts as far as it moves it) and a tilt as far as it shows on lines that were level or
+plumb (a tilted horizon, not a tilted cat or slope). How much each factor matters to a rater depends on the
+rater's character, so personal taste is real, learnable signal:
 
 - experienced photographers penalise blur, noise and JPEG artefacts far more than beginners;
 - high-openness raters prefer saturated images and like colour casts, photographers dislike casts;
@@ -24,7 +24,7 @@ mention what a commenter noticed), exactly as the team contract describes, plus 
 the edit strengths (``factors.csv``) for non-deep baselines. Train/validation/test are disjoint by source
 photo. Only numpy and PIL are used; same seed => byte-identical CSVs and images.
 
-    from aesmamba_hf.demo.benchmark import generate_benchmark
+    from aesmamba_demo.benchmark import generate_benchmark
     paths = generate_benchmark("/tmp/aesmamba-demo", seed=0, size="quick")
 """
 
@@ -44,7 +44,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageFilter
 
-from ..dataset_specs import PARA_ATTRIBUTES
+from aesmamba_hf.dataset_specs import PARA_ATTRIBUTES
+from aesmamba_hf.prompts import BIG_FIVE_RANGE, EXPERIENCE_LEVELS
+
 from .baseline import _IMMERKAER, _conv3
 
 PHOTOS_DIR = Path(__file__).resolve().parent / "photos"
@@ -56,8 +58,11 @@ SEMANTIC_TAGS = {
     "portrait": 1, "animal": 2, "plant": 3, "landscape": 4, "architecture": 5,
     "still_life": 6, "object": 7, "indoor": 8, "sky": 9,
 }
-EXPERIENCE_LEVELS = ("beginner", "competent", "proficient", "expert")
-BIG_FIVE_RANGE = (2, 10)  # PARA's BFI-10 trait scores: the sum of two 1-5 items, integers 2..10
+# The simulated raters' Big-Five scores: integers 2..10, as from a short inventory with two 1-5 items per trait
+# (BFI-10 style), a sub-range of the PARA range the package accepts (``aesmamba_hf.prompts.BIG_FIVE_RANGE``,
+# 1..10; checked by the tests). The rater model centres and scales the traits on this range, so it fixes
+# the benchmark: widening it would change every simulated rating and the demo's measured numbers.
+SIMULATED_BIG_FIVE_RANGE = (2, 10)
 AGE_GROUPS = ("18-21", "22-25", "26-29", "30-34", "35-39", "40-49", "50+")
 EDUCATION_LEVELS = ("senior_high_school", "junior_college", "university", "master", "doctor")
 EMOTIONS = ("amusement", "awe", "contentment", "excitement", "disgust", "fear", "sadness", "neutral")
@@ -356,7 +361,7 @@ def seen_factors(image: Image.Image, edits: Edits) -> dict[str, float]:
 def sample_users(rng: np.random.Generator, n: int, prefix: str = "user") -> list[dict]:
     """PARA-style user rows (``USER_INFO_COLUMNS``); experience and openness are mildly correlated."""
     users = []
-    lo, hi = BIG_FIVE_RANGE
+    lo, hi = SIMULATED_BIG_FIVE_RANGE
     for i in range(n):
         art = int(rng.choice(4, p=[0.3, 0.3, 0.25, 0.15]))
         photo = int(np.clip(art + rng.choice([-1, 0, 0, 1, 2]) - (1 if rng.random() < 0.3 else 0), 0, 3))
@@ -388,7 +393,7 @@ def user_taste(users: list[dict], rng: np.random.Generator) -> dict[str, np.ndar
     lv = {name: i for i, name in enumerate(EXPERIENCE_LEVELS)}
     ph = np.array([lv[u["photographyExperience"]] for u in users], dtype=float) / 3
     ar = np.array([lv[u["artExperience"]] for u in users], dtype=float) / 3
-    lo, hi = BIG_FIVE_RANGE
+    lo, hi = SIMULATED_BIG_FIVE_RANGE
     mid, half = (lo + hi) / 2, (hi - lo) / 2
 
     def trait(key: str) -> np.ndarray:
@@ -627,10 +632,11 @@ def _link_or_copy(src: Path, dst: Path) -> None:
 
 _README = """# AesMamba demo benchmark (generated)
 
-Generated by `aesmamba_hf.demo.benchmark.generate_benchmark` (format {version}) with seed {seed}, size
+Generated by `aesmamba_demo.benchmark.generate_benchmark` (format {version}) with seed {seed}, size
 `{size}`: {num_photos} bundled photographs x {variants} variants = {num_images} images ({short_side} px
 squares), {num_users} simulated PARA raters, AVA vote histograms from a crowd of {crowd} virtual
-voters. Same seed => identical files. The photos and their licences: `aesmamba_hf/demo/photos/MANIFEST.json`.
+voters. Same seed => identical files. The photos and their licences: `aesmamba_demo/photos/MANIFEST.json`
+(package `aesmamba-demo`).
 
 Splits are disjoint by **source photo** ({split_counts}); `splits.csv` lists image -> photo -> split.
 
@@ -644,7 +650,8 @@ Splits are disjoint by **source photo** ({split_counts}); `splits.csv` lists ima
   (user, image) rating, columns of spec 9.2. Every user rates images of all three splits (~{rate_pct}% of
   the images each), so PIAA train/validation/test are the ratings of train/validation/test photos.
 - `annotation/PARA-UserInfo.csv`: `userId, age, gender, EducationalLevel, artExperience,
-  photographyExperience, personality-E/A/N/O/C` (Big-Five integers {b5lo}..{b5hi}, as PARA's BFI-10).
+  photographyExperience, personality-E/A/N/O/C` (Big-Five integers {b5lo}..{b5hi}, as from a
+  two-items-per-trait short inventory; readers accept PARA's {para_b5lo}..{para_b5hi}).
 - The *Validation* files are extra: readers that know only Train/Test ignore them (pass them with
   `csv_path=` to the PARA builders).
 
@@ -678,7 +685,7 @@ Rating noise: N(0, 0.3) before rounding.
 - `factors.csv`: per image the raw edit parameters and the normalised edit strengths `f_blur, f_noise,
   f_jpeg` (0..1), `f_exposure, f_saturation, f_tilt` (-1..1), `f_cast, f_crop` (0..1); what the raters
   judged, `seen_*` on the same scales; and the hidden per-photo bases. Meant for analysis; a fair baseline
-  uses pixels only (`aesmamba_hf.demo.baseline`).
+  uses pixels only (`aesmamba_demo.baseline`).
 - `user_taste.csv`: the hidden per-user taste parameters derived from each character (+ idiosyncrasy).
 - `benchmark_manifest.json`: parameters, counts and the sha256 of every written file.
 """
@@ -902,7 +909,9 @@ def generate_benchmark(
         version=BENCHMARK_FORMAT_VERSION, seed=seed, size=size, num_photos=len(chosen), variants=n_var,
         num_images=n_img, short_side=cfg.short_side, num_users=n_users, crowd=cfg.crowd_pool,
         split_counts=", ".join(f"{s}: {n} photos" for s, n in split_counts.items()),
-        rate_pct=round(100 * cfg.rating_probability), b5lo=BIG_FIVE_RANGE[0], b5hi=BIG_FIVE_RANGE[1],
+        rate_pct=round(100 * cfg.rating_probability),
+        b5lo=SIMULATED_BIG_FIVE_RANGE[0], b5hi=SIMULATED_BIG_FIVE_RANGE[1],
+        para_b5lo=BIG_FIVE_RANGE[0], para_b5hi=BIG_FIVE_RANGE[1],
         tags=", ".join(f"{k}={v}" for k, v in SEMANTIC_TAGS.items())), encoding="utf-8")
 
     files = sorted(p for p in out.rglob("*") if p.is_file())
