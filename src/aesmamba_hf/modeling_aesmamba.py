@@ -29,7 +29,15 @@ from .losses import balanced_softmax_loss, bce_as_released, emd_loss, scalar_mse
 from .modeling_vmamba import VMambaModel
 from .tasks import Task
 
-_HIDDEN_STATES_DOC = """
+
+@dataclass
+class AesMambaModelOutput(ModelOutput):
+    """
+    Args:
+        integrated_features: (batch, D) feature after modal-adaptive integration.
+        image_features: (batch, D) pooled VMamba feature.
+        vision_last_hidden_state: (batch, h, w, D) final VMamba feature map.
+        text_last_hidden_state: (batch, L_text, D_text) text tokens, when text was used.
         hidden_states: when ``output_hidden_states``, the VMamba maps, channels-last (batch, h, w, C): the patch
             embedding, then each stage's output after its patch merging (see ``VMambaModelOutput``).
         text_hidden_states: when ``output_hidden_states`` and text was read, BERT's (batch, L_text, D_text)
@@ -38,17 +46,7 @@ _HIDDEN_STATES_DOC = """
             (batch, heads, L_text, L_text) per layer (empty under sdpa, as BertModel gives them).
         cross_attentions: when ``output_attentions`` and text was read, the fusion's weights
             (batch, fusion_heads, 1, L_text): the image feature is the single query over the text tokens.
-"""
-
-
-@dataclass
-class AesMambaModelOutput(ModelOutput):
-    __doc__ = """
-    Args:
-        integrated_features: (batch, D) feature after modal-adaptive integration.
-        image_features: (batch, D) pooled VMamba feature.
-        vision_last_hidden_state: (batch, h, w, D) final VMamba feature map.
-        text_last_hidden_state: (batch, L_text, D_text) text tokens, when text was used.""" + _HIDDEN_STATES_DOC
+    """
 
     integrated_features: Optional[torch.Tensor] = None
     image_features: Optional[torch.Tensor] = None
@@ -62,13 +60,15 @@ class AesMambaModelOutput(ModelOutput):
 
 @dataclass
 class AesMambaAssessmentOutput(ModelOutput):
-    __doc__ = """
+    """
     Args:
         loss: total training loss when labels are given.
         scores: (batch, num_heads) score per head; the expected score Σ_k v_k p_k for a distribution head.
         distribution: (batch, K) predicted distribution of the distribution head, if any.
         class_logits: (batch, num_heads, C) scale-class logits (unadjusted), if any head has them.
-        integrated_features: (batch, D) feature the heads read.""" + _HIDDEN_STATES_DOC
+        integrated_features: (batch, D) feature the heads read.
+        hidden_states, text_hidden_states, attentions, cross_attentions: as in ``AesMambaModelOutput``.
+    """
 
     loss: Optional[torch.Tensor] = None
     scores: Optional[torch.Tensor] = None

@@ -44,7 +44,7 @@ class VMambaModelOutput(ModelOutput):
     hidden_states: Optional[tuple[torch.Tensor, ...]] = None
 
 
-def selected_hidden_states(request: Union[bool, list[int], None], count: int) -> frozenset[int]:
+def _hidden_state_indices(request: Union[bool, list[int], None], count: int) -> frozenset[int]:
     """Which of ``count`` hidden states to return: transformers 5 takes ``output_hidden_states`` as a bool or as
     the indices of the states to keep (negative ones count from the end)."""
     if isinstance(request, (list, tuple)):
@@ -260,7 +260,7 @@ class VMambaModel(VMambaPreTrainedModel):
             output_hidden_states = self.config.output_hidden_states
         if return_dict is None:
             return_dict = self.config.return_dict
-        keep = selected_hidden_states(output_hidden_states, 1 + len(self.layers))
+        keep = _hidden_state_indices(output_hidden_states, 1 + len(self.layers))
         hidden = self.patch_embed(pixel_values)
         kept = [hidden if 0 in keep else None]  # references only to maps asked for: inference frees the rest
         for i, stage in enumerate(self.layers, start=1):
