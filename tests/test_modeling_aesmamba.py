@@ -278,6 +278,7 @@ def test_mask_text_padding_is_read_at_call_time(tmp_path):
 def test_set_scan_backend_leaves_the_saved_config_alone(tmp_path):
     model = tiny_model("V")
     model.set_scan_backend("reference")
+    assert model.get_scan_backend() == "reference"
     assert model.aesmamba.vision_model.layers[0].blocks[0].ss2d.scan_backend == "reference"
     model.save_pretrained(tmp_path)
     saved = json.loads((tmp_path / "config.json").read_text())

@@ -187,8 +187,9 @@ def test_scan_backend_switch_is_validated():
 def test_scan_backend_choice_is_run_time_state_only(tmp_path, monkeypatch):
     """set_scan_backend never writes the config; without a run-time choice the config's field is read per call."""
     model = VMambaModel(tiny_config(scan_backend="chunked")).eval()
+    assert model.get_scan_backend() is None
     model.set_scan_backend("reference")
-    assert model.config.scan_backend == "chunked"
+    assert model.config.scan_backend == "chunked" and model.get_scan_backend() == "reference"
     model.save_pretrained(tmp_path)
     assert VMambaConfig.from_pretrained(tmp_path).scan_backend == "chunked"
 

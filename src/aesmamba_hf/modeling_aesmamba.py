@@ -229,6 +229,9 @@ class AesMambaModel(AesMambaPreTrainedModel):
         """See ``VMambaModel.set_scan_backend``: run-time only, the config is left as it is."""
         self.vision_model.set_scan_backend(backend)
 
+    def get_scan_backend(self) -> Optional[str]:
+        return self.vision_model.get_scan_backend()
+
     def forward(
         self,
         pixel_values: torch.Tensor,
@@ -287,6 +290,9 @@ class AesMambaForAestheticAssessment(AesMambaPreTrainedModel):
     def set_scan_backend(self, backend: Optional[str]) -> None:
         """See ``VMambaModel.set_scan_backend``: run-time only, the config is left as it is."""
         self.aesmamba.set_scan_backend(backend)
+
+    def get_scan_backend(self) -> Optional[str]:
+        return self.aesmamba.get_scan_backend()
 
     def forward(
         self,

@@ -246,6 +246,10 @@ class VMambaModel(VMambaPreTrainedModel):
             if isinstance(module, SS2D):
                 module.scan_backend = backend
 
+    def get_scan_backend(self) -> Optional[str]:
+        """The run-time choice of ``set_scan_backend`` (``None``: each call reads ``config.scan_backend``)."""
+        return next(m.scan_backend for m in self.modules() if isinstance(m, SS2D))
+
     def forward(
         self,
         pixel_values: torch.Tensor,
