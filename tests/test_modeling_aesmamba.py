@@ -258,3 +258,129 @@ def test_import_works_without_mamba_ssm():
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "False"
+
+
+def test_mask_text_padding_is_read_at_call_time(tmp_path):
+    model = tiny_model("M")
+    model.save_pretrained(tmp_path)
+    loaded = AesMambaForAestheticAssessment.from_pretrained(tmp_path)
+    loaded.set_scan_backend("chunked")
+    pixels = torch.randn(1, 3, 32, 32)
+    ids, mask = text_batch([4])
+    masked = loaded(pixels, input_ids=ids, attention_mask=mask).scores
+    loaded.config.mask_text_padding = False  # on the loaded model, after building: honoured at the next call
+    unmasked = loaded(pixels, input_ids=ids, attention_mask=mask).scores
+    assert (masked - unmasked).abs().max() > 1e-5
+    torch.testing.assert_close(unmasked, tiny_model("M", mask_text_padding=False)(
+        pixels, input_ids=ids, attention_mask=mask).scores)
+
+
+def test_set_scan_backend_leaves_the_saved_config_alone(tmp_path):
+    model = tiny_model("V")
+    model.set_scan_backend("reference")
+    assert model.get_scan_backend() == "reference"
+    assert model.aesmamba.vision_model.layers[0].blocks[0].ss2d.scan_backend == "reference"
+    model.save_pretrained(tmp_path)
+    saved = json.loads((tmp_path / "config.json").read_text())
+    assert saved["vision_config"]["scan_backend"] == "chunked" == model.config.vision_config.scan_backend
+
+
+@pytest.mark.parametrize("task", ["V", "M"])
+def test_outputs_follow_arguments_and_config(task):
+    model = tiny_model(task)
+    pixels = torch.randn(2, 3, 32, 32)
+    kw = {}
+    if task == "M":
+        kw["input_ids"], kw["attention_mask"] = text_batch([9, 4])
+    out = model(pixels, **kw, output_hidden_states=True)
+    # VMamba maps, channels-last: the patch embedding, then each stage after its patch merging
+    assert [tuple(h.shape) for h in out.hidden_states] == [(2, 8, 8, 8), (2, 4, 4, 16), (2, 4, 4, 16)]
+    assert out.attentions is None and out.cross_attentions is None
+    if task == "M":
+        assert len(out.text_hidden_states) == 2 and out.text_hidden_states[0].shape == (2, 9, 16)
+    else:
+        assert out.text_hidden_states is None
+
+    as_tuple = model(pixels, **kw, labels=torch.rand(2, 10), return_dict=False)
+    # standard order, None fields left out: loss, scores, distribution, class_logits, integrated_features
+    assert len(as_tuple) == 5 and as_tuple[0].dim() == 0 and as_tuple[1].shape == (2, 1)
+    model.config.return_dict = False
+    model.config.output_hidden_states = True
+    from_config = model(pixels, **kw)
+    assert isinstance(from_config, tuple) and len(from_config) == (6 if task == "M" else 5)
+    torch.testing.assert_close(from_config[0], out.scores)
+
+
+def test_attentions_are_berts_and_cross_attentions_the_fusions():
+    config = AesMambaConfig.tiny(task="P")
+    config.vision_config.scan_backend = "chunked"
+    torch.manual_seed(0)
+    model = AesMambaForAestheticAssessment._from_config(config, attn_implementation="eager").eval()
+    pixels = torch.randn(2, 3, 32, 32)
+    ids, mask = text_batch([9, 4])
+    out = model(pixels, input_ids=ids, attention_mask=mask, output_attentions=True)
+    (self_attention,) = out.attentions  # one BERT layer
+    assert self_attention.shape == (2, 2, 9, 9)
+    (weights,) = out.cross_attentions
+    assert weights.shape == (2, config.fusion_num_heads, 1, 9)
+    torch.testing.assert_close(weights.sum(-1), torch.ones(2, config.fusion_num_heads, 1))
+    assert weights[1, :, :, 4:].abs().max() == 0  # padded tokens get no weight
+    # the weights are the ones the fusion applies: recombining them reproduces its attended values
+    fusion = model.aesmamba.fusion
+    base = model.aesmamba(pixels, input_ids=ids, attention_mask=mask)
+    text = fusion.to_kv(fusion.norm_text(base.text_last_hidden_state)).chunk(2, dim=-1)[1]
+    values = text.view(2, 9, config.fusion_num_heads, -1).transpose(1, 2)
+    attended = (weights @ values).reshape(2, -1)
+    features = base.image_features + fusion.to_out(attended)
+    features = features + fusion.ffn_out(F.gelu(fusion.ffn_in(fusion.norm_ffn(features))))
+    torch.testing.assert_close(features, base.integrated_features, rtol=1e-5, atol=1e-6)
+    # output_attentions changes nothing else
+    torch.testing.assert_close(out.scores, model(pixels, input_ids=ids, attention_mask=mask).scores)
+
+
+def test_sdpa_is_accepted_and_reaches_bert(tmp_path):
+    model = tiny_model("M")
+    model.save_pretrained(tmp_path)
+    loaded = AesMambaForAestheticAssessment.from_pretrained(tmp_path, attn_implementation="sdpa")
+    assert loaded.config._attn_implementation == "sdpa"
+    assert loaded.aesmamba.text_model.config._attn_implementation == "sdpa"
+    eager = AesMambaForAestheticAssessment.from_pretrained(tmp_path, attn_implementation="eager")
+    assert eager.aesmamba.text_model.config._attn_implementation == "eager"
+    for m in (loaded, eager):
+        m.set_scan_backend("chunked")
+    pixels = torch.randn(2, 3, 32, 32)
+    ids, mask = text_batch([9, 4])
+    torch.testing.assert_close(loaded(pixels, input_ids=ids, attention_mask=mask).scores,
+                               eager(pixels, input_ids=ids, attention_mask=mask).scores, rtol=1e-5, atol=1e-6)
+
+
+def test_input_embeddings_are_berts_word_embeddings():
+    model = tiny_model("P")
+    words = model.aesmamba.text_model.embeddings.word_embeddings
+    assert model.get_input_embeddings() is words and model.aesmamba.get_input_embeddings() is words
+    model.resize_token_embeddings(30530)
+    assert model.config.text_config.vocab_size == 30530
+    assert model.get_input_embeddings().weight.shape == (30530, 16)
+    ids = torch.full((1, 5), 30529)
+    assert model(torch.randn(1, 3, 32, 32), input_ids=ids).scores.shape == (1, 9)
+
+    image_only = tiny_model("F")
+    with pytest.raises(NotImplementedError, match="no text encoder"):
+        image_only.get_input_embeddings()
+    image_only.requires_grad_(False)
+    image_only.enable_input_require_grads()  # finds VMamba's patch embedding
+    assert image_only(torch.randn(1, 3, 32, 32)).scores.requires_grad
+
+
+def test_config_task_type_and_random_weights(tmp_path):
+    from aesmamba_hf.tasks import Task
+
+    config = AesMambaConfig.tiny(task="m")
+    assert config.task == "M" and config.task_type is Task.MULTIMODAL and config.task_type.uses_text
+    assert AesMambaConfig(task=Task.FINE_GRAINED, dataset="PARA").task == "F"
+    assert config.random_weights is False
+    config.random_weights = True
+    config.save_pretrained(tmp_path)
+    saved = json.loads((tmp_path / "config.json").read_text())
+    assert saved["task"] == "M" and saved["random_weights"] is True
+    assert AesMambaConfig.from_pretrained(tmp_path).random_weights is True

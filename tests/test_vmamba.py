@@ -13,7 +13,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from aesmamba_hf import VMambaConfig, VMambaModel
+from aesmamba_hf import VMambaConfig, VMambaModel, modeling_vmamba
 from aesmamba_hf.modeling_vmamba import SS2D
 from aesmamba_hf.selective_scan import SCAN_BACKENDS
 
@@ -182,3 +182,61 @@ def test_scan_backend_switch_is_validated():
         model.set_scan_backend(backend)
         assert all(b.ss2d.scan_backend == backend for stage in model.layers for b in stage.blocks)
     assert "fused" in SCAN_BACKENDS and math.isfinite(model(torch.randn(1, 3, 8, 8)).pooler_output.sum().item())
+
+
+def test_scan_backend_choice_is_run_time_state_only(tmp_path, monkeypatch):
+    """set_scan_backend never writes the config; without a run-time choice the config's field is read per call."""
+    model = VMambaModel(tiny_config(scan_backend="chunked")).eval()
+    assert model.get_scan_backend() is None
+    model.set_scan_backend("reference")
+    assert model.config.scan_backend == "chunked" and model.get_scan_backend() == "reference"
+    model.save_pretrained(tmp_path)
+    assert VMambaConfig.from_pretrained(tmp_path).scan_backend == "chunked"
+
+    calls = []
+    original = modeling_vmamba.cross_selective_scan
+
+    def spy(*args, backend, **kwargs):
+        calls.append(backend)
+        return original(*args, backend=backend, **kwargs)
+
+    monkeypatch.setattr(modeling_vmamba, "cross_selective_scan", spy)
+    x = torch.randn(1, 3, 8, 8)
+    model(x)
+    model.set_scan_backend(None)  # back to the config's field, read at call time
+    model(x)
+    model.config.scan_backend = "reference"
+    model(x)
+    assert calls == ["reference"] * 2 + ["chunked"] * 2 + ["reference"] * 2  # two SS2D blocks per call
+
+
+def test_output_flags_from_arguments_and_config():
+    model = VMambaModel(tiny_config(scan_backend="chunked")).eval()
+    x = torch.randn(2, 3, 16, 24)
+    out = model(x, output_hidden_states=True)
+    # the patch embedding, then each stage after its patch merging (channels-last); the last is last_hidden_state
+    assert [tuple(h.shape) for h in out.hidden_states] == [(2, 4, 6, 4), (2, 2, 3, 8), (2, 2, 3, 8)]
+    torch.testing.assert_close(out.hidden_states[-1], out.last_hidden_state)
+    assert model(x).hidden_states is None
+    picked = model(x, output_hidden_states=[0, -1]).hidden_states
+    assert picked[1] is None
+    torch.testing.assert_close(picked[0], out.hidden_states[0])
+    with pytest.raises(IndexError):
+        model(x, output_hidden_states=[3])
+
+    as_tuple = model(x, return_dict=False, output_hidden_states=True)
+    assert isinstance(as_tuple, tuple) and len(as_tuple) == 3  # last_hidden_state, pooler_output, hidden_states
+    torch.testing.assert_close(as_tuple[1], out.pooler_output)
+    model.config.return_dict = False
+    model.config.output_hidden_states = True
+    from_config = model(x)
+    assert isinstance(from_config, tuple) and len(from_config[2]) == 3
+    assert model(x, return_dict=True, output_hidden_states=False).hidden_states is None
+
+
+def test_patch_embedding_is_the_input_embedding_for_peft_hooks():
+    model = VMambaModel(tiny_config(scan_backend="chunked"))
+    assert model.get_input_embeddings() is model.patch_embed
+    model.requires_grad_(False)
+    model.enable_input_require_grads()
+    assert model(torch.randn(1, 3, 8, 8)).pooler_output.requires_grad  # a frozen encoder still passes gradients

@@ -17,8 +17,9 @@ from transformers import CONFIG_MAPPING, BertConfig, PretrainedConfig
 
 from .configuration_vmamba import VMambaConfig
 from .dataset_specs import PARA_ATTRIBUTES, PARA_CLASS_COUNTS, DatasetSpec, get_dataset_spec
+from .tasks import Task
 
-TASKS = ("V", "M", "F", "P")
+TASKS = tuple(task.value for task in Task)  # ("V", "M", "F", "P")
 CLASSIFICATION_LOSSES = ("balanced_softmax", "bce_as_released")
 HEAD_KINDS = ("distribution", "scalar")
 _HEAD_KEYS = {
@@ -46,15 +47,16 @@ def head_from_dataset(name: str, spec: DatasetSpec, with_classes: bool = True,
     }
 
 
-def default_heads(task: str, dataset: str) -> list[dict[str, Any]]:
+def default_heads(task: Union[str, Task], dataset: str) -> list[dict[str, Any]]:
     """The heads of the released variants (spec §5): V/M one head; F/P the nine PARA attributes."""
+    task = Task.parse(task)
     spec = get_dataset_spec(dataset)
-    if task in ("V", "M"):
+    if not task.predicts_para_attributes:
         return [head_from_dataset("aesthetic", spec)]
     if spec.name != "PARA":
         raise ValueError(f"task {task} is defined on PARA attributes, not on {dataset!r}")
     return [
-        head_from_dataset(name, spec, with_classes=(task == "F"), class_counts=PARA_CLASS_COUNTS[name])
+        head_from_dataset(name, spec, with_classes=task.has_scale_classes, class_counts=PARA_CLASS_COUNTS[name])
         for name, _, _ in PARA_ATTRIBUTES
     ]
 
@@ -118,6 +120,11 @@ class AesMambaConfig(PretrainedConfig):
         text_add_pooling_layer: keep BERT's pooler; it is never used, so it is dropped by default (the
             released checkpoints carry it: 590,592 parameters).
         variant: published variant name, e.g. ``"aesmamba-v-ava"``.
+        random_weights: True only when this package substituted random weights for a pretrained variant the
+            user asked for (explicit opt-in); training or saving a model you built leaves it False.
+
+    ``return_dict``, ``output_hidden_states`` and ``output_attentions`` (transformers' own fields) are the
+    defaults of the models' ``forward`` arguments, read at call time, as is ``mask_text_padding``.
     """
 
     model_type = "aesmamba"
@@ -148,10 +155,13 @@ class AesMambaConfig(PretrainedConfig):
         text_add_pooling_layer: bool = False,
         initializer_range: float = 0.02,
         variant: Optional[str] = None,
+        random_weights: bool = False,
         **kwargs,
     ):
-        if task not in TASKS:
-            raise ValueError(f"task must be one of {TASKS}, got {task!r}")
+        try:
+            task = Task.parse(task).value  # a plain "V"/"M"/"F"/"P" string in config.json
+        except ValueError:
+            raise ValueError(f"task must be one of {TASKS}, got {task!r}") from None
         if classification_loss not in CLASSIFICATION_LOSSES:
             raise ValueError(f"classification_loss must be one of {CLASSIFICATION_LOSSES}, got {classification_loss!r}")
         if isinstance(vision_config, dict):
@@ -160,7 +170,7 @@ class AesMambaConfig(PretrainedConfig):
         if isinstance(text_config, dict):
             text_config = dict(text_config)
             text_config = CONFIG_MAPPING[text_config.pop("model_type", "bert")](**text_config)
-        if text_config is None and task in ("M", "P"):
+        if text_config is None and Task(task).uses_text:
             text_config = BertConfig()  # bert-base-uncased
         self.text_config = text_config
         self.task = task
@@ -183,11 +193,18 @@ class AesMambaConfig(PretrainedConfig):
         self.text_add_pooling_layer = text_add_pooling_layer
         self.initializer_range = initializer_range
         self.variant = variant
+        self.random_weights = random_weights
         super().__init__(**kwargs)
 
     # --- derived views -------------------------------------------------------------------------
     @property
+    def task_type(self) -> Task:
+        """``config.task`` as a ``Task`` (what the model reads and predicts)."""
+        return Task(self.task)
+
+    @property
     def uses_text(self) -> bool:
+        """Whether a text encoder is configured (M and P by default)."""
         return self.text_config is not None
 
     @property
@@ -218,18 +235,19 @@ class AesMambaConfig(PretrainedConfig):
         return output
 
     @classmethod
-    def tiny(cls, task: str = "V", dataset: Optional[str] = None, **kwargs) -> AesMambaConfig:
+    def tiny(cls, task: Union[str, Task] = "V", dataset: Optional[str] = None, **kwargs) -> AesMambaConfig:
         """A few-thousand-parameter config for tests and smoke runs (real 30,522-token BERT vocab)."""
-        dataset = dataset or ("PARA" if task in ("F", "P") else "AVA")
+        task = Task.parse(task)
+        dataset = dataset or ("PARA" if task.predicts_para_attributes else "AVA")
         vision = VMambaConfig(embed_dim=8, depths=[1, 1], d_state=4)
         text = None
-        if task in ("M", "P"):
+        if task.uses_text:
             text = BertConfig(
                 vocab_size=30522, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
                 intermediate_size=32, max_position_embeddings=512,
             )
         defaults = dict(
-            vision_config=vision, text_config=text, task=task, dataset=dataset, fusion_num_heads=2,
+            vision_config=vision, text_config=text, task=task.value, dataset=dataset, fusion_num_heads=2,
             fusion_head_dim=8, fusion_ffn_dim=32, head_hidden_size=16,
         )
         defaults.update(kwargs)

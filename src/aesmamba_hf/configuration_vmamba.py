@@ -26,9 +26,9 @@ class VMambaConfig(PretrainedConfig):
         drop_path_rate: stochastic depth, linearly increasing over blocks (AesMamba uses 0.0).
         dt_min, dt_max, dt_init_floor: range of the initial Δ (S6 initialisation).
         initializer_range: std of the truncated normal for linear layers.
-        scan_backend: selective-scan backend, one of ``"auto"``, ``"fused"``, ``"chunked"``,
-            ``"reference"``, ``"mamba_ssm"`` (see ``selective_scan.py``). Not a model property: it can be
-            changed after loading with ``model.set_scan_backend``.
+        scan_backend: default selective-scan backend, one of ``"auto"``, ``"fused"``, ``"chunked"``,
+            ``"reference"``, ``"mamba_ssm"`` (see ``selective_scan.py``), read at every call. Not a model
+            property: ``model.set_scan_backend`` overrides it for one model object without changing this field.
     """
 
     model_type = "vmamba"

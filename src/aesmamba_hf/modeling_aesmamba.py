@@ -4,12 +4,18 @@
 * Modal-adaptive integration, decided at run time: text given and a text encoder configured →
   cross-modal fusion (the image feature queries the text tokens); otherwise the pooled image feature.
 * MBA heads: per task/attribute an adapter (D → D/4 → D, residual), a score branch and a scale-class branch.
+
+transformers' output contract: ``return_dict``, ``output_hidden_states`` and ``output_attentions`` come from the
+arguments or else from the config at call time; ``return_dict=False`` gives ``output.to_tuple()`` (``None``
+fields left out). Attention: BERT runs the implementation the config names (eager or sdpa; sdpa returns no
+weights, as in transformers); the fusion always computes its output with SDPA and, when attentions are asked
+for, also returns its weights as ``cross_attentions``.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
+from typing import Optional, Union
 
 import torch
 import torch.nn.functional as F
@@ -21,6 +27,7 @@ from transformers.utils import ModelOutput
 from .configuration_aesmamba import AesMambaConfig
 from .losses import balanced_softmax_loss, bce_as_released, emd_loss, scalar_mse, scale_classes
 from .modeling_vmamba import VMambaModel
+from .tasks import Task
 
 
 @dataclass
@@ -31,12 +38,24 @@ class AesMambaModelOutput(ModelOutput):
         image_features: (batch, D) pooled VMamba feature.
         vision_last_hidden_state: (batch, h, w, D) final VMamba feature map.
         text_last_hidden_state: (batch, L_text, D_text) text tokens, when text was used.
+        hidden_states: when ``output_hidden_states``, the VMamba maps, channels-last (batch, h, w, C): the patch
+            embedding, then each stage's output after its patch merging (see ``VMambaModelOutput``).
+        text_hidden_states: when ``output_hidden_states`` and text was read, BERT's (batch, L_text, D_text)
+            embedding output + one per layer.
+        attentions: when ``output_attentions`` and text was read, BERT's self-attentions, one
+            (batch, heads, L_text, L_text) per layer (empty under sdpa, as BertModel gives them).
+        cross_attentions: when ``output_attentions`` and text was read, the fusion's weights
+            (batch, fusion_heads, 1, L_text): the image feature is the single query over the text tokens.
     """
 
     integrated_features: Optional[torch.Tensor] = None
     image_features: Optional[torch.Tensor] = None
     vision_last_hidden_state: Optional[torch.Tensor] = None
     text_last_hidden_state: Optional[torch.Tensor] = None
+    hidden_states: Optional[tuple[torch.Tensor, ...]] = None
+    text_hidden_states: Optional[tuple[torch.Tensor, ...]] = None
+    attentions: Optional[tuple[torch.Tensor, ...]] = None
+    cross_attentions: Optional[tuple[torch.Tensor, ...]] = None
 
 
 @dataclass
@@ -48,6 +67,7 @@ class AesMambaAssessmentOutput(ModelOutput):
         distribution: (batch, K) predicted distribution of the distribution head, if any.
         class_logits: (batch, num_heads, C) scale-class logits (unadjusted), if any head has them.
         integrated_features: (batch, D) feature the heads read.
+        hidden_states, text_hidden_states, attentions, cross_attentions: as in ``AesMambaModelOutput``.
     """
 
     loss: Optional[torch.Tensor] = None
@@ -55,6 +75,10 @@ class AesMambaAssessmentOutput(ModelOutput):
     distribution: Optional[torch.Tensor] = None
     class_logits: Optional[torch.Tensor] = None
     integrated_features: Optional[torch.Tensor] = None
+    hidden_states: Optional[tuple[torch.Tensor, ...]] = None
+    text_hidden_states: Optional[tuple[torch.Tensor, ...]] = None
+    attentions: Optional[tuple[torch.Tensor, ...]] = None
+    cross_attentions: Optional[tuple[torch.Tensor, ...]] = None
 
 
 class CrossModalFusion(nn.Module):
@@ -68,7 +92,7 @@ class CrossModalFusion(nn.Module):
         self.num_heads = config.fusion_num_heads
         self.head_dim = config.fusion_head_dim
         inner = self.num_heads * self.head_dim
-        self.mask_padding = config.mask_text_padding
+        self.config = config  # shared with the model: mask_text_padding is read per call
         self.norm_image = nn.LayerNorm(dim, eps=eps)
         self.norm_text = nn.LayerNorm(text_dim, eps=eps)
         self.to_q = nn.Linear(dim, inner, bias=False)
@@ -79,20 +103,31 @@ class CrossModalFusion(nn.Module):
         self.ffn_out = nn.Linear(config.fusion_ffn_dim, dim)
 
     def forward(
-        self, image_features: torch.Tensor, text_states: torch.Tensor, text_mask: Optional[torch.Tensor] = None
-    ) -> torch.Tensor:
-        """image_features (B, D), text_states (B, L, D_t), text_mask (B, L) with 1 = real token → (B, D)."""
+        self,
+        image_features: torch.Tensor,
+        text_states: torch.Tensor,
+        text_mask: Optional[torch.Tensor] = None,
+        output_attentions: bool = False,
+    ) -> tuple[torch.Tensor, Optional[torch.Tensor]]:
+        """image_features (B, D), text_states (B, L, D_t), text_mask (B, L) with 1 = real token →
+        features (B, D), and the attention weights (B, heads, 1, L) when ``output_attentions``."""
         batch, length, _ = text_states.shape
         q = self.to_q(self.norm_image(image_features)).view(batch, self.num_heads, 1, self.head_dim)
         k, v = self.to_kv(self.norm_text(text_states)).chunk(2, dim=-1)
         k = k.view(batch, length, self.num_heads, self.head_dim).transpose(1, 2)
         v = v.view(batch, length, self.num_heads, self.head_dim).transpose(1, 2)
         attn_mask = None
-        if self.mask_padding and text_mask is not None:
+        if self.config.mask_text_padding and text_mask is not None:
             attn_mask = text_mask.bool()[:, None, None, :]  # (B, 1, 1, L), True = attend
         attended = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask)  # scale = head_dim^-0.5
+        weights = None
+        if output_attentions:  # SDPA keeps its weights to itself: the same softmax, for inspection only
+            logits = (q @ k.transpose(-1, -2)) * self.head_dim**-0.5
+            if attn_mask is not None:
+                logits = logits.masked_fill(~attn_mask, float("-inf"))
+            weights = logits.softmax(dim=-1)
         features = image_features + self.to_out(attended.reshape(batch, self.num_heads * self.head_dim))
-        return features + self.ffn_out(F.gelu(self.ffn_in(self.norm_ffn(features))))
+        return features + self.ffn_out(F.gelu(self.ffn_in(self.norm_ffn(features)))), weights
 
 
 class MBAAdapter(nn.Module):
@@ -148,6 +183,8 @@ class AesMambaPreTrainedModel(PreTrainedModel):
     _no_split_modules = ["VSSBlock", "BertLayer"]
     # forward takes no **kwargs, so Trainer must not rescale the loss by the world size
     accepts_loss_kwargs = False
+    # BERT dispatches eager or sdpa through the config; the fusion always calls SDPA itself (no flash/flex path)
+    _supports_sdpa = True
 
     @torch.no_grad()
     def _init_weights(self, module: nn.Module) -> None:
@@ -175,33 +212,69 @@ class AesMambaModel(AesMambaPreTrainedModel):
             self.fusion = None
         self.post_init()
 
+    def get_input_embeddings(self) -> nn.Module:
+        """BERT's word embeddings (M/P): what ``resize_token_embeddings`` and PEFT's input-grad hook use."""
+        if self.text_model is None:
+            # transformers' convention for models without token embeddings (ConvNext): NotImplementedError
+            raise NotImplementedError(f"the {Task(self.config.task).description} variant has no text encoder, "
+                                      "hence no input embeddings")
+        return self.text_model.get_input_embeddings()
+
+    def set_input_embeddings(self, value: nn.Module) -> None:
+        if self.text_model is None:
+            raise NotImplementedError(f"the {Task(self.config.task).description} variant has no text encoder")
+        self.text_model.set_input_embeddings(value)
+
+    def set_scan_backend(self, backend: Optional[str]) -> None:
+        """See ``VMambaModel.set_scan_backend``: run-time only, the config is left as it is."""
+        self.vision_model.set_scan_backend(backend)
+
+    def get_scan_backend(self) -> Optional[str]:
+        return self.vision_model.get_scan_backend()
+
     def forward(
         self,
         pixel_values: torch.Tensor,
         input_ids: Optional[torch.Tensor] = None,
         attention_mask: Optional[torch.Tensor] = None,
         token_type_ids: Optional[torch.Tensor] = None,
-    ) -> AesMambaModelOutput:
-        vision = self.vision_model(pixel_values)
-        image_features = vision.pooler_output
-        integrated, text_states = image_features, None
+        output_attentions: Optional[bool] = None,
+        output_hidden_states: Optional[Union[bool, list[int]]] = None,
+        return_dict: Optional[bool] = None,
+    ) -> Union[tuple, AesMambaModelOutput]:
+        """The integrated feature; text is fused when ``input_ids`` are given (M/P). The output flags default to
+        the config's fields, read at call time, and are passed down explicitly to both encoders
+        (``output_hidden_states`` may list indices: they select in the vision maps and in BERT's states alike)."""
+        cfg = self.config
+        output_attentions = cfg.output_attentions if output_attentions is None else output_attentions
+        output_hidden_states = cfg.output_hidden_states if output_hidden_states is None else output_hidden_states
+        return_dict = cfg.return_dict if return_dict is None else return_dict
+        vision = self.vision_model(pixel_values, output_hidden_states=output_hidden_states, return_dict=True)
+        integrated, text, fusion_weights = vision.pooler_output, None, None
         if input_ids is not None:
             if self.text_model is None:
-                raise ValueError(
-                    f"this {self.config.task} model has no text encoder; drop input_ids or use an M/P variant"
-                )
+                raise ValueError(f"this {cfg.task} model has no text encoder; drop input_ids or use an M/P variant")
             if attention_mask is None:
                 attention_mask = torch.ones_like(input_ids)
-            text_states = self.text_model(
-                input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids
-            ).last_hidden_state
-            integrated = self.fusion(image_features, text_states, attention_mask)
-        return AesMambaModelOutput(
+            text = self.text_model(
+                input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids,
+                output_attentions=output_attentions, output_hidden_states=output_hidden_states, return_dict=True,
+            )
+            integrated, fusion_weights = self.fusion(
+                vision.pooler_output, text.last_hidden_state, attention_mask, output_attentions=output_attentions
+            )
+        # ModelOutput keeps only the fields given here in its tuple/dict views: build it once
+        output = AesMambaModelOutput(
             integrated_features=integrated,
-            image_features=image_features,
+            image_features=vision.pooler_output,
             vision_last_hidden_state=vision.last_hidden_state,
-            text_last_hidden_state=text_states,
+            text_last_hidden_state=text.last_hidden_state if text is not None else None,
+            hidden_states=vision.hidden_states,
+            text_hidden_states=text.hidden_states if text is not None else None,
+            attentions=text.attentions if text is not None and output_attentions else None,
+            cross_attentions=(fusion_weights,) if fusion_weights is not None else None,
         )
+        return output if return_dict else output.to_tuple()
 
 
 class AesMambaForAestheticAssessment(AesMambaPreTrainedModel):
@@ -214,8 +287,12 @@ class AesMambaForAestheticAssessment(AesMambaPreTrainedModel):
         self.heads = nn.ModuleDict({h["name"]: MBAHead(dim, h, config) for h in config.heads})
         self.post_init()
 
-    def set_scan_backend(self, backend: str) -> None:
-        self.aesmamba.vision_model.set_scan_backend(backend)
+    def set_scan_backend(self, backend: Optional[str]) -> None:
+        """See ``VMambaModel.set_scan_backend``: run-time only, the config is left as it is."""
+        self.aesmamba.set_scan_backend(backend)
+
+    def get_scan_backend(self) -> Optional[str]:
+        return self.aesmamba.get_scan_backend()
 
     def forward(
         self,
@@ -225,14 +302,23 @@ class AesMambaForAestheticAssessment(AesMambaPreTrainedModel):
         token_type_ids: Optional[torch.Tensor] = None,
         labels: Optional[torch.Tensor] = None,
         class_labels: Optional[torch.Tensor] = None,
-    ) -> AesMambaAssessmentOutput:
+        output_attentions: Optional[bool] = None,
+        output_hidden_states: Optional[Union[bool, list[int]]] = None,
+        return_dict: Optional[bool] = None,
+    ) -> Union[tuple, AesMambaAssessmentOutput]:
         r"""
         labels: for a distribution head, (B, K) vote counts or a distribution (normalised here); otherwise
             (B, num_heads) scalar targets ((B,) is accepted for a single head).
         class_labels: (B, num_heads) scale classes; derived from the targets with each head's class rule
             when omitted.
+        output_attentions, output_hidden_states, return_dict: as in ``AesMambaModel.forward``.
         """
-        features = self.aesmamba(pixel_values, input_ids, attention_mask, token_type_ids).integrated_features
+        return_dict = self.config.return_dict if return_dict is None else return_dict
+        base = self.aesmamba(
+            pixel_values, input_ids, attention_mask, token_type_ids, output_attentions=output_attentions,
+            output_hidden_states=output_hidden_states, return_dict=True,
+        )
+        features = base.integrated_features
         scores, class_logits, distribution = [], [], None
         for head_cfg in self.config.heads:
             out, logits = self.heads[head_cfg["name"]](features)
@@ -249,10 +335,13 @@ class AesMambaForAestheticAssessment(AesMambaPreTrainedModel):
         loss = None
         if labels is not None:
             loss = self.compute_loss(scores, distribution, class_logits, labels, class_labels)
-        return AesMambaAssessmentOutput(
+        output = AesMambaAssessmentOutput(
             loss=loss, scores=scores, distribution=distribution, class_logits=class_logits,
-            integrated_features=features,
+            integrated_features=features, hidden_states=base.hidden_states,
+            text_hidden_states=base.text_hidden_states, attentions=base.attentions,
+            cross_attentions=base.cross_attentions,
         )
+        return output if return_dict else output.to_tuple()
 
     def compute_loss(
         self,

@@ -1,13 +1,18 @@
 """VMamba v0 ("Vanilla-VMamba-T"): patch embed → 4 stages of VSS blocks (SS2D) → LN → mean pool (spec §2).
 
 Activations are channels-last ``(batch, H, W, C)`` between modules, as in the original.
+
+The selective-scan backend is run-time state, not model state: each SS2D reads ``config.scan_backend`` at call
+time unless ``set_scan_backend`` chose one for this model object (never written into the config, so a saved
+checkpoint never carries a temporary choice). transformers' Mamba mixer picks its fast or slow path per call
+the same way.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Optional
+from typing import Optional, Union
 
 import torch
 import torch.nn.functional as F
@@ -18,7 +23,7 @@ from transformers.modeling_layers import GradientCheckpointingLayer
 from transformers.utils import ModelOutput
 
 from .configuration_vmamba import VMambaConfig
-from .selective_scan import cross_selective_scan, softplus_inverse
+from .selective_scan import SCAN_BACKENDS, cross_selective_scan, softplus_inverse
 
 
 @dataclass
@@ -27,12 +32,26 @@ class VMambaModelOutput(ModelOutput):
     Args:
         last_hidden_state: (batch, H/32, W/32, C_last) final feature map, before the final LayerNorm.
         pooler_output: (batch, C_last) mean of the final-LayerNorm tokens (the AesMamba image feature).
-        hidden_states: per-stage outputs (batch, H_i, W_i, C_i) when ``output_hidden_states=True``.
+        hidden_states: when ``output_hidden_states``, ``1 + num_stages`` channels-last maps (batch, h, w, C):
+            the patch embedding (H/4, W/4, C_0), then the output of each stage *after* its patch merging (as
+            transformers' Swin), i.e. (H/2^(i+3), W/2^(i+3), C_(i+1)) for stage i < last; the last element is
+            ``last_hidden_state``. For VMamba-T at 224²: 56²×96, 28²×192, 14²×384, 7²×768, 7²×768.
+            With ``output_hidden_states`` a list of indices, the maps not listed are ``None``.
     """
 
     last_hidden_state: Optional[torch.Tensor] = None
     pooler_output: Optional[torch.Tensor] = None
     hidden_states: Optional[tuple[torch.Tensor, ...]] = None
+
+
+def _hidden_state_indices(request: Union[bool, list[int], None], count: int) -> frozenset[int]:
+    """Which of ``count`` hidden states to return: transformers 5 takes ``output_hidden_states`` as a bool or as
+    the indices of the states to keep (negative ones count from the end)."""
+    if isinstance(request, (list, tuple)):
+        if any(not -count <= i < count for i in request):
+            raise IndexError(f"output_hidden_states indices {list(request)} out of range for {count} hidden states")
+        return frozenset(i % count for i in request)
+    return frozenset(range(count)) if request else frozenset()
 
 
 class DropPath(nn.Module):
@@ -86,7 +105,8 @@ class SS2D(nn.Module):
 
     def __init__(self, config: VMambaConfig, dim: int):
         super().__init__()
-        self.scan_backend = config.scan_backend  # plain attribute: switchable per model, not a weight
+        self.config = config  # shared with the model: scan_backend is read per call
+        self.scan_backend: Optional[str] = None  # run-time choice (set_scan_backend); None = the config's
         self.d_inner = int(config.ssm_ratio * dim)
         self.d_state = config.d_state
         self.dt_rank = config.stage_dt_rank(dim)
@@ -116,7 +136,7 @@ class SS2D(nn.Module):
         x = F.silu(self.conv2d(x.permute(0, 3, 1, 2)), inplace=inference)  # channels-last (b, d_inner, H, W)
         y = cross_selective_scan(
             x.permute(0, 2, 3, 1), self.x_proj_weight, self.dt_projs_weight, self.dt_projs_bias,
-            self.A_logs, self.Ds, backend=self.scan_backend,
+            self.A_logs, self.Ds, backend=self.scan_backend or self.config.scan_backend,
         )  # (b, H, W, d_inner), float32
         y = self.out_norm(y.to(z.dtype))
         y = y.mul_(F.silu(z, inplace=True)) if inference else y * F.silu(z)
@@ -158,6 +178,9 @@ class VMambaPreTrainedModel(PreTrainedModel):
     input_modalities = ("image",)
     supports_gradient_checkpointing = True
     _no_split_modules = ["VSSBlock"]
+    # no attention layers, so any implementation a composite parent dispatches down (AesMamba with
+    # attn_implementation="sdpa") is trivially honoured; without the flag, the sdpa request raises here
+    _supports_sdpa = True
 
     @torch.no_grad()
     def _init_weights(self, module: nn.Module) -> None:
@@ -209,33 +232,49 @@ class VMambaModel(VMambaPreTrainedModel):
         self.norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
         self.post_init()
 
-    def set_scan_backend(self, backend: str) -> None:
-        """Switch the selective-scan backend of every SS2D (e.g. "reference" for an oracle run)."""
-        VMambaConfig(scan_backend=backend)  # validates the name
-        self.config.scan_backend = backend
+    def get_input_embeddings(self) -> nn.Module:
+        """The patch embedding, as transformers' Swin and ViT return theirs: ``enable_input_require_grads``
+        (PEFT with gradient checkpointing on a frozen encoder) hooks it."""
+        return self.patch_embed
+
+    def set_scan_backend(self, backend: Optional[str]) -> None:
+        """Choose the selective-scan backend of every SS2D for this model object (e.g. "reference" for an
+        oracle run); ``None`` goes back to ``config.scan_backend``. The config is left as it is."""
+        if backend is not None and backend not in SCAN_BACKENDS:
+            raise ValueError(f"scan_backend must be one of {SCAN_BACKENDS}, got {backend!r}")
         for module in self.modules():
             if isinstance(module, SS2D):
                 module.scan_backend = backend
 
+    def get_scan_backend(self) -> Optional[str]:
+        """The run-time choice of ``set_scan_backend`` (``None``: each call reads ``config.scan_backend``)."""
+        return next(m.scan_backend for m in self.modules() if isinstance(m, SS2D))
+
     def forward(
         self,
         pixel_values: torch.Tensor,
-        output_hidden_states: Optional[bool] = None,
+        output_hidden_states: Optional[Union[bool, list[int]]] = None,
         return_dict: Optional[bool] = None,
-    ) -> VMambaModelOutput:
-        """pixel_values (b, 3, H, W) -> last_hidden_state (b, H/32, W/32, C), pooler_output (b, C)."""
+    ) -> Union[tuple, VMambaModelOutput]:
+        """pixel_values (b, 3, H, W) -> last_hidden_state (b, H/32, W/32, C), pooler_output (b, C).
+
+        ``output_hidden_states`` / ``return_dict`` default to the config's fields, read at call time.
+        """
+        if output_hidden_states is None:
+            output_hidden_states = self.config.output_hidden_states
+        if return_dict is None:
+            return_dict = self.config.return_dict
+        keep = _hidden_state_indices(output_hidden_states, 1 + len(self.layers))
         hidden = self.patch_embed(pixel_values)
-        all_hidden = []
-        for stage in self.layers:
+        kept = [hidden if 0 in keep else None]  # references only to maps asked for: inference frees the rest
+        for i, stage in enumerate(self.layers, start=1):
             hidden = stage(hidden)
-            if output_hidden_states:
-                all_hidden.append(hidden)
+            kept.append(hidden if i in keep else None)
         pooled = self.norm(hidden.flatten(1, 2)).mean(dim=1)
-        return VMambaModelOutput(
-            last_hidden_state=hidden,
-            pooler_output=pooled,
-            hidden_states=tuple(all_hidden) if output_hidden_states else None,
+        output = VMambaModelOutput(
+            last_hidden_state=hidden, pooler_output=pooled, hidden_states=tuple(kept) if keep else None
         )
+        return output if return_dict else output.to_tuple()
 
 
 __all__ = ["VMambaModel", "VMambaPreTrainedModel", "VMambaModelOutput", "SS2D", "VSSBlock"]
