@@ -15,7 +15,7 @@ for, also returns its weights as ``cross_attentions``.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional, Union
+from typing import Any, Optional, Union
 
 import torch
 import torch.nn.functional as F
@@ -232,6 +232,35 @@ class AesMambaModel(AesMambaPreTrainedModel):
     def get_scan_backend(self) -> Optional[str]:
         return self.vision_model.get_scan_backend()
 
+    def modal_adaptive_integration(
+        self,
+        image_features: torch.Tensor,
+        input_ids: Optional[torch.Tensor],
+        attention_mask: Optional[torch.Tensor],
+        token_type_ids: Optional[torch.Tensor],
+        output_attentions: bool = False,
+        output_hidden_states: Union[bool, list[int], None] = False,
+    ) -> tuple[torch.Tensor, Optional[Any], Optional[torch.Tensor]]:
+        """Modal-adaptive integration (MAI), the paper's switch between its two paths, decided per call: with
+        text (``input_ids``) the text encoder runs and cross-modal fusion (CMF, :class:`CrossModalFusion`) lets
+        the pooled image feature attend to the text tokens; without text the pooled image feature is used as
+        it is. Returns (integrated feature (B, D), the text encoder's output or None, fusion weights or None).
+        """
+        if input_ids is None:
+            return image_features, None, None
+        if self.text_model is None:
+            raise ValueError(f"this {self.config.task} model has no text encoder; drop input_ids or use an M/P "
+                             "variant")
+        if attention_mask is None:
+            attention_mask = torch.ones_like(input_ids)
+        text = self.text_model(
+            input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids,
+            output_attentions=output_attentions, output_hidden_states=output_hidden_states, return_dict=True,
+        )
+        integrated, fusion_weights = self.fusion(image_features, text.last_hidden_state, attention_mask,
+                                                 output_attentions=output_attentions)
+        return integrated, text, fusion_weights
+
     def forward(
         self,
         pixel_values: torch.Tensor,
@@ -250,19 +279,9 @@ class AesMambaModel(AesMambaPreTrainedModel):
         output_hidden_states = cfg.output_hidden_states if output_hidden_states is None else output_hidden_states
         return_dict = cfg.return_dict if return_dict is None else return_dict
         vision = self.vision_model(pixel_values, output_hidden_states=output_hidden_states, return_dict=True)
-        integrated, text, fusion_weights = vision.pooler_output, None, None
-        if input_ids is not None:
-            if self.text_model is None:
-                raise ValueError(f"this {cfg.task} model has no text encoder; drop input_ids or use an M/P variant")
-            if attention_mask is None:
-                attention_mask = torch.ones_like(input_ids)
-            text = self.text_model(
-                input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids,
-                output_attentions=output_attentions, output_hidden_states=output_hidden_states, return_dict=True,
-            )
-            integrated, fusion_weights = self.fusion(
-                vision.pooler_output, text.last_hidden_state, attention_mask, output_attentions=output_attentions
-            )
+        integrated, text, fusion_weights = self.modal_adaptive_integration(
+            vision.pooler_output, input_ids, attention_mask, token_type_ids, output_attentions, output_hidden_states
+        )
         # ModelOutput keeps only the fields given here in its tuple/dict views: build it once
         output = AesMambaModelOutput(
             integrated_features=integrated,

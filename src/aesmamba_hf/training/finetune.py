@@ -79,7 +79,7 @@ def scan_backend_for_run(model: Any, backend: Optional[str]) -> Iterator[None]:
     if not backend:
         yield
         return
-    previous = model.config.vision_config.scan_backend  # the saved default
+    previous = model.get_scan_backend()  # the run-time choice found (None: the config's)
     model.set_scan_backend(backend)
     try:
         yield
