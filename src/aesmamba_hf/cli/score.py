@@ -20,6 +20,7 @@ from typing import Any
 from ..inference.files import IMAGE_EXTENSIONS, find_comment, iter_image_files, load_comments
 from ..inference.loading import LEGACY_RANDOM_WEIGHTS_MARKER as RANDOM_WEIGHTS_MARKER
 from ..inference.results import ResultWriter, csv_columns, flatten_record, output_format
+from ..io_utils import check_output_file
 
 # -- command --------------------------------------------------------------------------------------------
 
@@ -58,11 +59,7 @@ def _fail(message: str) -> int:
 def _check_output(path: str) -> None:
     """Refuse an output that cannot be written before any model is loaded."""
     output_format(path)
-    directory = os.path.dirname(os.path.abspath(path)) or "."
-    if not os.path.isdir(directory):
-        raise ValueError(f"the folder of --output {path} does not exist: {directory}")
-    if not os.access(directory, os.W_OK) or (os.path.exists(path) and not os.access(path, os.W_OK)):
-        raise ValueError(f"--output {path} is not writable")
+    check_output_file(path, "--output")
 
 
 def _text_inputs(args: argparse.Namespace, config: Any, processor: Any) -> tuple[Any, dict[str, str]]:

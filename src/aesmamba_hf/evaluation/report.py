@@ -310,7 +310,9 @@ def evaluate_model(
         allow_random: accept a model folder marked as holding random weights.
     """
     from ..data.builders import build_dataset
+    from ..io_utils import check_output_dir
 
+    check_output_dir(out_dir, "evaluation output folder")  # before the model loads
     if isinstance(model, (str, os.PathLike)):
         model_name = os.fspath(model)
         model, loaded = load_model_and_processor(model, device=device, allow_random=allow_random)
