@@ -92,10 +92,14 @@ def _summarise(args: argparse.Namespace, scored: int, failures: list, existing: 
         print("unreadable files (recorded with status=error):", file=sys.stderr)
         for path, reason in failures:
             print(f"  {path}: {reason}", file=sys.stderr)
-    if comments and scored and matched == 0:
+    attempted = scored + len(failures)
+    if comments and attempted and matched == 0:
         print(f"WARNING: no image matched an entry of {args.comments}: every image was scored from the image "
               "alone (comments are matched by absolute path, path relative to a given folder, file name or stem)",
               file=sys.stderr)
+    elif comments and matched < attempted:
+        print(f"note: {matched} of {attempted} image(s) matched a comment in {args.comments}; the other "
+              f"{attempted - matched} were scored from the image alone", file=sys.stderr)
     previous_errors = [row["path"] for row in existing if row.get("status") == "error"]
     if previous_errors:
         print(f"{len(previous_errors)} file(s) were already recorded as unreadable (--retry-errors to retry)",

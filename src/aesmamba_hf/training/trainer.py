@@ -191,6 +191,8 @@ class TrainResult:
         test_metrics: metrics on the test split when ``evaluate_test`` (reported only, never used to select).
         resumed_from: the checkpoint the run continued from, if any.
         data_report: rows per split and the rows dropped by validation.
+        skipped_images: images that failed to decode in a batch and were skipped (file, label row, reason;
+            those seen by this process: with DataLoader workers, their warnings are the record).
     """
 
     output_dir: str
@@ -203,6 +205,7 @@ class TrainResult:
     test_metrics: Optional[dict[str, float]] = None
     resumed_from: Optional[str] = None
     data_report: dict[str, Any] = field(default_factory=dict)
+    skipped_images: list[dict[str, str]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -638,7 +641,8 @@ def build_trainer(
 ) -> AesMambaTrainer:
     """An :class:`AesMambaTrainer` wired for ``cfg`` (collators, metrics, schedule); ``train()`` uses it."""
     args = make_training_arguments(cfg)
-    train_collator = AesMambaDataCollator.for_config(model.config, processor, train=cfg.augment)
+    # an image that passed validation's cheap check but fails to decode is skipped (and listed), not fatal
+    train_collator = AesMambaDataCollator.for_config(model.config, processor, train=cfg.augment, skip_unreadable=True)
     trainer = AesMambaTrainer(
         model=model,
         args=args,
@@ -657,6 +661,17 @@ def build_trainer(
         trainer.remove_callback(PrinterCallback)
         trainer.add_callback(LogToStderr())
     return trainer
+
+
+def _skipped_images(trainer: Trainer) -> list[dict[str, str]]:
+    seen: dict[tuple[str, str], dict[str, str]] = {}
+    for collator in (trainer.data_collator, getattr(trainer, "eval_data_collator", None)):
+        for item in getattr(collator, "skipped", []):
+            seen.setdefault((item["image"], item["source"]), item)
+    if seen:
+        logger.warning("%d unreadable image(s) were skipped during training: %s", len(seen),
+                       "; ".join(f"{i['source']} ({i['image']}): {i['reason']}" for i in list(seen.values())[:5]))
+    return list(seen.values())
 
 
 def train(
@@ -743,6 +758,7 @@ def train(
         test_metrics=dict(test_metrics) if test_metrics is not None else None,
         resumed_from=resume_from,
         data_report=data_report,
+        skipped_images=_skipped_images(trainer),
     )
     if trainer.is_world_process_zero():
         processor.save_pretrained(str(output_dir))
