@@ -30,6 +30,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Optional, Union
 
+
 class PromptWarning(UserWarning):
     """A prompt was built, but from fewer characters than the model was trained with; the message names them."""
 

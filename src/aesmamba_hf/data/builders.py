@@ -67,6 +67,7 @@ from .formats import (
     read_aadb_list,
     read_ava_txt,
     read_id_list,
+    read_label_table,
 )
 
 logger = logging.getLogger(__name__)
@@ -205,9 +206,7 @@ def _sources(root: Path, file: Path, lines: Iterable[int]) -> list[str]:
 
 
 def _read_csv(path: Path, str_columns: Sequence[str] = ()) -> pd.DataFrame:
-    if not path.is_file():
-        raise FileNotFoundError(f"label file not found: {path}")
-    df = pd.read_csv(path, dtype={c: str for c in str_columns})
+    df = read_label_table(path, dtype={c: str for c in str_columns})
     # 1-based line number of each record, assuming one line per record after the header.
     df["__line__"] = np.arange(2, len(df) + 2)
     return df
