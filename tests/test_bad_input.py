@@ -324,6 +324,9 @@ def test_broken_model_folder(kind, models, tmp_path, capsys):
     assert not (tmp_path / "out.csv").exists()
     code, text = run_cli(capsys, "evaluate", folder, "TAD66K", tmp_path, "--out", tmp_path / "eval")
     assert code == 1 and expected in text
+    if kind not in ("no_config", "no_weights"):  # info describes a folder without weights; no config: no model
+        code, text = run_cli(capsys, "info", folder)
+        assert code == 2 and expected in text
 
 
 def test_missing_model_folder_is_named_as_such(tmp_path, capsys):
