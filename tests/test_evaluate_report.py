@@ -84,7 +84,7 @@ def test_cli_evaluate_ava_distribution_model(tmp_path, capsys):
     assert main(["evaluate", str(model_dir), "AVA", str(tmp_path / "ava"), "--out", str(out),
                  "--batch-size", "4", "--device", "cpu"]) == 0
     captured = capsys.readouterr()
-    assert "8 images, 1 unreadable skipped" in captured.out
+    assert "8 images, 1 rows skipped (unreadable image or unusable label)" in captured.out
     assert "1004.jpg" in captured.err
 
     metrics = json.loads((out / "metrics.json").read_text())
@@ -154,6 +154,6 @@ def test_all_images_unreadable_is_an_error(tmp_path):
     root = tmp_path / "ava"
     write_ava(root, n=2, corrupt_index=0)
     (root / "images" / "1001.jpg").write_bytes(b"")
-    with pytest.raises(ValueError, match="no readable image among the 2 rows"):
+    with pytest.raises(ValueError, match="no usable row among the 2 rows"):
         evaluate_model(tiny_model("V", "AVA"), "AVA", root, tmp_path / "out", processor=small_processor("AVA"),
                        device="cpu")

@@ -26,7 +26,9 @@ def models(tmp_path_factory):
 
 def _check_structure(result, config):
     heads = config.heads
-    assert set(result) == {"score", "score_range", "higher_is_better", "scale_class", "heads", "distribution"}
+    assert set(result) == {"status", "score", "score_range", "higher_is_better", "scale_class", "out_of_range",
+                           "heads", "distribution"}
+    assert result["status"] == "ok"
     assert list(result["heads"]) == [h["name"] for h in heads]
     assert result["score"] == result["heads"]["aesthetic"]["score"]
     for head in heads:
@@ -112,7 +114,7 @@ def test_pipeline_errors(models, tmp_path):
     broken.write_text("not a jpeg")
     with pytest.raises(ValueError, match="broken.jpg.*not an image"):
         pipe(str(broken))
-    with pytest.raises(ValueError, match="needs an 'image' key"):
+    with pytest.raises(TypeError, match="without an 'image' key"):
         pipe({"picture": random_image(0)})
 
 

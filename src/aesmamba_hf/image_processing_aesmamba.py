@@ -14,7 +14,9 @@ Files that cannot be decoded raise :class:`ImageLoadError` naming the file.
 
 from __future__ import annotations
 
+import errno
 import os
+import stat
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -97,6 +99,33 @@ def normalize_pil_image(image: Image.Image) -> Image.Image:
     return to_rgb(image)
 
 
+def _check_image_file(text: str, path: Path) -> None:
+    """Refuse what is not a readable regular file, saying what it is (opening a FIFO would block forever)."""
+    if text.startswith(("http://", "https://", "ftp://")) and not path.exists():
+        raise ImageLoadError(text, "URLs are not fetched (scoring works offline); download the image first")
+    try:
+        info = path.stat()
+    except OSError as err:
+        if err.errno == errno.ELOOP:
+            raise ImageLoadError(path, "symbolic link loop (the link points back to itself)") from err
+        if path.is_symlink():
+            raise ImageLoadError(path, f"broken symbolic link (its target {os.readlink(path)!r} does not exist)"
+                                 ) from err
+        if err.errno == errno.ENOENT:
+            raise ImageLoadError(path, "no such file") from err
+        raise ImageLoadError(path, f"cannot access the file ({err.strerror})") from err
+    if stat.S_ISDIR(info.st_mode):
+        raise ImageLoadError(path, "is a directory, not an image file")
+    if stat.S_ISFIFO(info.st_mode):
+        raise ImageLoadError(path, "is a named pipe (FIFO), not an image file")
+    if not stat.S_ISREG(info.st_mode):
+        raise ImageLoadError(path, "is not a regular file (a socket or device), not an image file")
+    if info.st_size == 0:
+        raise ImageLoadError(path, "empty file (0 bytes)")
+    if not os.access(path, os.R_OK):
+        raise ImageLoadError(path, "permission denied (the file is not readable)")
+
+
 def load_image(image: ImageLike, max_pixels: Optional[int] = None) -> Image.Image:
     """Open an image file (or take a PIL image) and return an upright 8-bit RGB ``PIL.Image``.
 
@@ -114,12 +143,7 @@ def load_image(image: ImageLike, max_pixels: Optional[int] = None) -> Image.Imag
     if not isinstance(image, (str, os.PathLike)):
         raise TypeError(f"load_image expects a path or a PIL image, got {type(image).__name__}")
     path = Path(image)
-    if not path.exists():
-        raise ImageLoadError(path, "no such file")
-    if path.is_dir():
-        raise ImageLoadError(path, "is a directory")
-    if path.stat().st_size == 0:
-        raise ImageLoadError(path, "empty file (0 bytes)")
+    _check_image_file(os.fspath(image), path)
     limit = max_pixels
     if limit is None and Image.MAX_IMAGE_PIXELS:
         limit = 2 * Image.MAX_IMAGE_PIXELS

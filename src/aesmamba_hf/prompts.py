@@ -24,10 +24,16 @@ import math
 import numbers
 import os
 import re
+import warnings
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Optional, Union
+
+
+class PromptWarning(UserWarning):
+    """A prompt was built, but from fewer characters than the model was trained with; the message names them."""
+
 
 # PARA's experience levels (paper §3.5); values are matched case-insensitively and printed as given.
 EXPERIENCE_LEVELS = ("beginner", "competent", "proficient", "expert")
@@ -312,6 +318,14 @@ def build_prompt(
         The prompt string.
     """
     selected = _resolve_characters(profile, characters)
+    if characters in (None, "smp") and selected and len(selected) < len(SMP_CHARACTERS):
+        missing = [name for name in SMP_CHARACTERS if name not in selected]
+        warnings.warn(
+            f"user profile{'' if profile.user_id is None else f' {profile.user_id!r}'} has no value for {missing} "
+            "(missing or NaN): the prompt leaves them out, but the released P models were trained on all seven "
+            "SMP characters, so its scores are less personal; give every trait, or pick characters= explicitly",
+            PromptWarning, stacklevel=2,
+        )
     if not selected:
         raise ValueError(
             "the user profile has none of the requested characters; the prompt would be empty "
@@ -383,6 +397,7 @@ __all__ = [
     "CHARACTER_ORDER",
     "EXPERIENCE_LEVELS",
     "PARA_USERINFO_COLUMNS",
+    "PromptWarning",
     "SMP_CHARACTERS",
     "UserProfile",
     "build_prompt",

@@ -44,11 +44,14 @@ def run(args: argparse.Namespace) -> int:
         return 1
     metrics = result.metrics
     print(f"{metrics['dataset']} {metrics['split']}: {metrics['num_images']} images"
-          + (f", {metrics['num_skipped']} unreadable skipped" if metrics["num_skipped"] else ""))
+          + (f", {metrics['num_skipped']} rows skipped (unreadable image or unusable label)"
+             if metrics["num_skipped"] else ""))
     for head, values in metrics["heads"].items():
         print(f"  {head}: " + ", ".join(f"{k} {v:.4f}" for k, v in values.items() if isinstance(v, float)))
     for bad in metrics["bad_images"][:10]:
-        print(f"  skipped {bad['image']} ({bad['source']}): {bad['reason']}", file=sys.stderr)
+        print(f"  skipped {bad['source']} ({bad['image']}): {bad['reason']}", file=sys.stderr)
+    if len(metrics["bad_images"]) > 10:
+        print(f"  ... {len(metrics['bad_images']) - 10} more in {result.files['metrics']}", file=sys.stderr)
     if "mean" in metrics:
         print("  mean over heads: " + ", ".join(f"{k} {v:.4f}" for k, v in metrics["mean"].items()))
     print(f"metrics: {result.files['metrics']}")

@@ -6,6 +6,7 @@ import argparse
 import json
 import os
 import sys
+from pathlib import Path
 from typing import Any
 
 
@@ -16,6 +17,7 @@ def describe_model(name: str) -> dict[str, Any]:
 
     from ..inference.loading import (
         ModelLoadError,
+        check_weights,
         has_random_weights,
         has_weights,
         load_config,
@@ -30,6 +32,8 @@ def describe_model(name: str) -> dict[str, Any]:
     except ValueError as err:
         raise ModelLoadError(str(err)) from err
     config = load_config(path)
+    if os.path.isdir(path) and has_weights(path):
+        check_weights(Path(path), config)  # headers only: a truncated file or another variant's weights
     with torch.device("meta"):  # count parameters without allocating or loading them
         model = AesMambaForAestheticAssessment(config)
     total = sum(p.numel() for p in model.parameters())

@@ -20,6 +20,7 @@ from typing import Any
 from ..inference.files import IMAGE_EXTENSIONS, find_comment, iter_image_files, load_comments
 from ..inference.loading import LEGACY_RANDOM_WEIGHTS_MARKER as RANDOM_WEIGHTS_MARKER
 from ..inference.results import ResultWriter, csv_columns, flatten_record, output_format
+from ..io_utils import check_output_file
 
 # -- command --------------------------------------------------------------------------------------------
 
@@ -58,11 +59,7 @@ def _fail(message: str) -> int:
 def _check_output(path: str) -> None:
     """Refuse an output that cannot be written before any model is loaded."""
     output_format(path)
-    directory = os.path.dirname(os.path.abspath(path)) or "."
-    if not os.path.isdir(directory):
-        raise ValueError(f"the folder of --output {path} does not exist: {directory}")
-    if not os.access(directory, os.W_OK) or (os.path.exists(path) and not os.access(path, os.W_OK)):
-        raise ValueError(f"--output {path} is not writable")
+    check_output_file(path, "--output")
 
 
 def _text_inputs(args: argparse.Namespace, config: Any, processor: Any) -> tuple[Any, dict[str, str]]:
@@ -95,10 +92,14 @@ def _summarise(args: argparse.Namespace, scored: int, failures: list, existing: 
         print("unreadable files (recorded with status=error):", file=sys.stderr)
         for path, reason in failures:
             print(f"  {path}: {reason}", file=sys.stderr)
-    if comments and scored and matched == 0:
+    attempted = scored + len(failures)
+    if comments and attempted and matched == 0:
         print(f"WARNING: no image matched an entry of {args.comments}: every image was scored from the image "
               "alone (comments are matched by absolute path, path relative to a given folder, file name or stem)",
               file=sys.stderr)
+    elif comments and matched < attempted:
+        print(f"note: {matched} of {attempted} image(s) matched a comment in {args.comments}; the other "
+              f"{attempted - matched} were scored from the image alone", file=sys.stderr)
     previous_errors = [row["path"] for row in existing if row.get("status") == "error"]
     if previous_errors:
         print(f"{len(previous_errors)} file(s) were already recorded as unreadable (--retry-errors to retry)",

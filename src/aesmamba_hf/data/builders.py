@@ -67,6 +67,7 @@ from .formats import (
     read_aadb_list,
     read_ava_txt,
     read_id_list,
+    read_label_table,
 )
 
 logger = logging.getLogger(__name__)
@@ -147,6 +148,7 @@ def _to_dataset(
     split: str,
     sources: Sequence[str],
     extra: dict[str, Sequence[str]] | None = None,
+    dataset_name: str | None = None,
 ) -> Dataset:
     """Assemble the Arrow table directly (much faster than ``from_dict`` on 255k AVA rows)."""
     extra = extra or {}
@@ -175,7 +177,8 @@ def _to_dataset(
         np.asarray(scores, dtype=np.float64).tobytes(), *("\x00".join(v) for v in extra.values()),
     )
     return Dataset(
-        InMemoryTable(table), info=DatasetInfo(features=features), split=NamedSplit(split), fingerprint=fingerprint
+        InMemoryTable(table), info=DatasetInfo(features=features, dataset_name=dataset_name), split=NamedSplit(split),
+        fingerprint=fingerprint,
     )
 
 
@@ -203,9 +206,7 @@ def _sources(root: Path, file: Path, lines: Iterable[int]) -> list[str]:
 
 
 def _read_csv(path: Path, str_columns: Sequence[str] = ()) -> pd.DataFrame:
-    if not path.is_file():
-        raise FileNotFoundError(f"label file not found: {path}")
-    df = pd.read_csv(path, dtype={c: str for c in str_columns})
+    df = read_label_table(path, dtype={c: str for c in str_columns})
     # 1-based line number of each record, assuming one line per record after the header.
     df["__line__"] = np.arange(2, len(df) + 2)
     return df
@@ -389,6 +390,7 @@ def build_ava(
             extra = {"comment": _comment_values(df["comment"], comment_mode)}
         scores = expected_scores(votes, spec.bin_values)
         return _to_dataset(
+            dataset_name=spec.name,
             image_paths=_paths(root / "images", (f"{i}.jpg" for i in ids)),
             image_ids=ids,
             labels=votes,
@@ -440,6 +442,7 @@ def build_photonet(
                 )
         extra = {"comment": _comment_values(df["comment"], comment_mode)} if captions else {}
         return _to_dataset(
+            dataset_name=spec.name,
             image_paths=_paths(root / "images", (f"{i}.jpg" for i in ids)),
             image_ids=ids,
             labels=votes,
@@ -462,6 +465,7 @@ def _scalar_dataset(
     lines: Iterable[int], image_dir: Path, split: str,
 ) -> Dataset:
     return _to_dataset(
+        dataset_name=spec.name,
         image_paths=_paths(image_dir, names),
         image_ids=names,
         labels=scores[:, None],
@@ -588,6 +592,7 @@ def build_para_giaa(
                     )
         image_paths, image_ids = _para_image_paths(root, df)
         return _to_dataset(
+            dataset_name=spec.name,
             image_paths=image_paths,
             image_ids=image_ids,
             labels=labels,
@@ -655,6 +660,7 @@ def build_para_piaa(
         labels = df[score_cols].apply(pd.to_numeric, errors="coerce").to_numpy(dtype=np.float64)
         image_paths, image_ids = _para_image_paths(root, df)
         return _to_dataset(
+            dataset_name=spec.name,
             image_paths=image_paths,
             image_ids=image_ids,
             labels=labels,

@@ -19,12 +19,31 @@ from __future__ import annotations
 import ast
 import os
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 AVA_NUM_VOTE_BINS = 10
 
+
+
+def read_label_table(path: str | os.PathLike, **kwargs: Any) -> pd.DataFrame:
+    """``pandas.read_csv`` of a label file whose errors name the file (pandas' own name the line at best).
+
+    A UTF-8 byte-order mark is dropped (``utf-8-sig``); Windows line ends are read like Unix ones.
+    """
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"label file not found: {path}")
+    try:
+        return pd.read_csv(path, encoding="utf-8-sig", **kwargs)
+    except pd.errors.EmptyDataError as err:
+        raise ValueError(f"{path}: the label file is empty") from err
+    except UnicodeDecodeError as err:
+        raise ValueError(f"{path}: not UTF-8 text (byte {err.start}); save the label file as UTF-8") from err
+    except (pd.errors.ParserError, ValueError) as err:
+        raise ValueError(f"{path}: cannot parse the label file ({str(err).strip()})") from err
 
 def read_ava_txt(path: str | os.PathLike) -> pd.DataFrame:
     """Read the official ``AVA.txt`` (``index image_id c1..c10 tag1 tag2 challenge_id``).
@@ -36,7 +55,7 @@ def read_ava_txt(path: str | os.PathLike) -> pd.DataFrame:
     path = os.fspath(path)
     # The id column stays text; the C parser reads the counts as numbers directly (fast), and a column
     # with a malformed entry falls back to text and is coerced below.
-    df = pd.read_csv(path, sep=r"\s+", header=None, dtype={1: str}, skip_blank_lines=False)
+    df = read_label_table(path, sep=r"\s+", header=None, dtype={1: str}, skip_blank_lines=False)
     # Keep blank lines in the count so that ``line`` is the editor's line number, then drop them.
     df["line"] = np.arange(1, len(df) + 1)
     df = df.dropna(subset=[0]).reset_index(drop=True)
@@ -100,7 +119,7 @@ def write_id_list(path: str | os.PathLike, image_ids: Sequence[str | int]) -> No
 
 def read_aadb_list(path: str | os.PathLike) -> pd.DataFrame:
     """AADB ``imgList*Regression_score.txt``: columns ``name`` (str), ``score`` (float), ``line``."""
-    df = pd.read_csv(path, sep=r"\s+", header=None, dtype=str, skip_blank_lines=False)
+    df = read_label_table(path, sep=r"\s+", header=None, dtype=str, skip_blank_lines=False)
     df["line"] = np.arange(1, len(df) + 1)
     df = df.dropna(subset=[0]).reset_index(drop=True)
     if df.shape[1] < 3:

@@ -5,7 +5,11 @@ Checks per row (all vectorised except the image check):
 - ``image``: the file exists, is non-empty and passes ``PIL.Image.verify()`` (header and structure, cheap;
   ``decode=True`` also decodes the pixels, which catches truncated JPEGs at ~10x the cost). Embedded bytes
   (a dataset reloaded from Parquet) are checked the same way.
-- ``labels``: non-empty, same length as the other rows, finite, and non-negative for vote counts.
+- ``labels``: non-empty, same length as the other rows, finite; vote counts non-negative and below
+  ``MAX_VOTES`` (a count of 1e12 is a corrupt row, not a popular photo); scalar labels inside the dataset's
+  score range (TAD66K 1–10, PARA 1–5, AADB 0–1) when the dataset is known (``spec=`` or the builder's
+  ``info.dataset_name``).
+- ``image_id``: unique (PARA-P: unique per user); a repeated id would count one image twice.
 - ``score``: finite (a row without votes has a NaN mean).
 - ``class_labels``: defined (>= 0) and, when ``num_classes`` is given, below it.
 - ``user`` (PARA-P): present, i.e. the user has a ``PARA-UserInfo.csv`` row.
@@ -31,7 +35,12 @@ import pyarrow as pa
 from datasets import Dataset, DatasetDict
 from PIL import Image as PILImage
 
+from ..dataset_specs import DatasetSpec, get_dataset_spec
+
 logger = logging.getLogger(__name__)
+
+# Far above any real per-image vote count (AVA's busiest images have a few hundred votes per bin).
+MAX_VOTES = 1e6
 
 
 @dataclass(frozen=True)
@@ -146,9 +155,11 @@ def validate_dataset(
     decode: bool = False,
     num_classes: int | Sequence[int] | None = None,
     num_workers: int | None = None,
+    spec: DatasetSpec | str | None = None,
 ) -> tuple[Dataset, ValidationReport]:
     """Validate ``dataset`` (builder schema; missing columns are skipped) and return it without the bad
     rows (``on_error="skip"``) together with the report, or raise :class:`DatasetValidationError`.
+    ``spec`` (default: the builder's ``dataset.info.dataset_name``) gives the score range of scalar labels.
     """
     if on_error not in ("skip", "raise"):
         raise ValueError(f"on_error must be 'skip' or 'raise', got {on_error!r}")
@@ -166,9 +177,14 @@ def validate_dataset(
             found.append((int(r), "labels", f"{lengths[r]} values where the other rows have {expected}"))
         for r in np.flatnonzero(_per_row(values, lengths, ~np.isfinite(values))):
             found.append((int(r), "labels", "NaN or infinite label"))
-        if expected > 1:  # vote counts / distributions
+        known = _spec_of(dataset, spec)
+        if (known.num_bins > 1) if known is not None else expected > 1:  # vote counts / distributions
             for r in np.flatnonzero(_per_row(values, lengths, values < 0)):
                 found.append((int(r), "labels", "negative vote count"))
+            for r in np.flatnonzero(_per_row(values, lengths, values > MAX_VOTES)):
+                found.append((int(r), "labels", f"implausible vote count above {MAX_VOTES:g}"))
+        elif known is not None:
+            found.extend(_out_of_range(values, lengths, known))
     if "score" in cols:
         scores = _column(dataset, "score").to_numpy(zero_copy_only=False).astype(np.float64)
         for r in np.flatnonzero(~np.isfinite(scores)):
@@ -190,6 +206,9 @@ def validate_dataset(
         for r, (u, uid) in enumerate(zip(users, user_ids)):
             if not u:
                 found.append((r, "user", f"no PARA-UserInfo row for userId {uid!r}"))
+
+    if "image_id" in cols:
+        found.extend(_duplicates(dataset, cols))
 
     paths: list[str | None] = [None] * n
     if "image" in cols:
@@ -214,6 +233,42 @@ def validate_dataset(
     logger.warning("dropping invalid rows: %s", report.summary(max_issues=10))
     bad = set(report.bad_rows)
     return dataset.select([i for i in range(n) if i not in bad]), report
+
+
+def _spec_of(dataset: Dataset, spec: DatasetSpec | str | None) -> DatasetSpec | None:
+    name = spec if spec is not None else getattr(dataset.info, "dataset_name", None)
+    if name is None or isinstance(name, DatasetSpec):
+        return name
+    try:
+        return get_dataset_spec(name)
+    except KeyError:
+        return None  # a custom dataset: no range to check against
+
+
+def _out_of_range(values: np.ndarray, lengths: np.ndarray, spec: DatasetSpec) -> list[tuple[int, str, str]]:
+    """Scalar labels (one score, or PARA's nine attributes) outside the dataset's score range."""
+    low, high = spec.score_range
+    finite = np.isfinite(values)
+    outside = finite & ((values < low) | (values > high))
+    return [(int(r), "labels", f"label outside {spec.name}'s score range [{low:g}, {high:g}]")
+            for r in np.flatnonzero(_per_row(values, lengths, outside))]
+
+
+def _duplicates(dataset: Dataset, cols: set[str]) -> list[tuple[int, str, str]]:
+    """Rows repeating an earlier row's image id (per user for PARA-P, whose rows are one per user)."""
+    ids = _column(dataset, "image_id").to_pylist()
+    users = _column(dataset, "user_id").to_pylist() if "user_id" in cols else [None] * len(ids)
+    sources = _column(dataset, "source").to_pylist() if "source" in cols else [""] * len(ids)
+    first: dict[tuple, int] = {}
+    out = []
+    for r, key in enumerate(zip(ids, users)):
+        if key in first:
+            where = sources[first[key]] or f"row {first[key]}"
+            out.append((r, "image_id", f"duplicate image id {key[0]!r}{'' if key[1] is None else f' for user {key[1]!r}'}"
+                        f" (first at {where})"))
+        else:
+            first[key] = r
+    return out
 
 
 def _check_images(

@@ -7,7 +7,8 @@ readable image and writes:
 * ``metrics.json`` — per head (``heads.<name>``) ``plcc``, ``srcc``, ``acc`` (binary accuracy, score ≤ the
   head's threshold → 0, spec §7.5), ``mae``, ``rmse`` (+ ``emd`` r=1 for a distribution head with vote
   labels), computed by :func:`aesmamba_hf.metrics.compute_aesthetic_metrics`; their ``mean`` over heads; the
-  images that could not be read (``bad_images``: file, label source, reason; skipped) and the files written;
+  rows skipped because their image could not be read or their label is NaN/missing (``bad_images``: file,
+  label source and line, reason) and the files written;
 * ``predictions.csv`` — image id, label source, predicted and true score per head;
 * ``scatter_<head>.png`` — predicted vs. true score per head; ``metrics_bar.png`` — PLCC/SRCC per head.
 
@@ -85,6 +86,23 @@ def _score_targets(labels: np.ndarray, num_heads: int, bin_values: Optional[Sequ
     raise ValueError(f"{where}: labels have {labels.shape[1]} values per row; the model has {num_heads} heads")
 
 
+def _label_problem(labels: Any) -> Optional[str]:
+    if labels is None:
+        return "no label"
+    values = np.asarray(labels if isinstance(labels, (list, tuple)) else [labels], dtype=np.float64)
+    if values.size == 0:
+        return "no label values"
+    if not np.isfinite(values).all():
+        return f"NaN or infinite label {values.tolist()}"
+    return None
+
+
+def _bad_row(row: dict[str, Any], reason: str) -> dict[str, str]:
+    image = row.get("image")
+    path = image.get("path") if isinstance(image, dict) else image
+    return {"image": str(path), "source": str(row.get("source", "")), "reason": reason}
+
+
 def predict_dataset(
     model: Any,
     processor: Any,
@@ -109,13 +127,17 @@ def predict_dataset(
     chunk_size = max(batch_size, 256)  # rows read from the table at a time; the predictor batches them
     for start in range(0, n, chunk_size):
         chunk = dataset[start:start + chunk_size]
-        rows = [dict(zip(chunk, values)) for values in zip(*chunk.values())]
+        rows = []
+        for row in (dict(zip(chunk, values)) for values in zip(*chunk.values())):
+            problem = _label_problem(row.get("labels"))
+            if problem is None:
+                rows.append(row)
+            else:  # a row without a usable label cannot be scored against: skipped and listed, not predicted
+                bad.append(_bad_row(row, problem))
         result = predictor.predict_examples(rows)
         for index, row in enumerate(rows):
             if index in result.errors:
-                image = row.get("image")
-                path = image.get("path") if isinstance(image, dict) else image
-                bad.append({"image": str(path), "source": str(row.get("source", "")), "reason": result.errors[index]})
+                bad.append(_bad_row(row, result.errors[index]))
                 continue
             labels.append(np.asarray(row["labels"] if isinstance(row["labels"], (list, tuple)) else [row["labels"]],
                                      dtype=np.float64))
@@ -129,9 +151,11 @@ def predict_dataset(
             progress(min(start + chunk_size, n), n)
     scores = [s for s in scores if len(s)]
     if bad:
-        logger.warning("skipped %d unreadable images (first: %s: %s)", len(bad), bad[0]["image"], bad[0]["reason"])
+        logger.warning("skipped %d rows (first: %s %s: %s)", len(bad), bad[0]["source"], bad[0]["image"],
+                       bad[0]["reason"])
     if not scores:
-        raise ValueError(f"no readable image among the {n} rows ({len(bad)} unreadable)")
+        raise ValueError(f"no usable row among the {n} rows ({len(bad)} skipped; first: {bad[0]['source']} "
+                         f"{bad[0]['image']}: {bad[0]['reason']})" if bad else f"the split has no rows ({n})")
     label_array = np.stack(labels)
     dist_head = config.distribution_head
     name = getattr(dataset, "split", "") or ""
@@ -310,7 +334,9 @@ def evaluate_model(
         allow_random: accept a model folder marked as holding random weights.
     """
     from ..data.builders import build_dataset
+    from ..io_utils import check_output_dir
 
+    check_output_dir(out_dir, "evaluation output folder")  # before the model loads
     if isinstance(model, (str, os.PathLike)):
         model_name = os.fspath(model)
         model, loaded = load_model_and_processor(model, device=device, allow_random=allow_random)

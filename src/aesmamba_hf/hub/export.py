@@ -39,7 +39,7 @@ import torch
 
 from ..configuration_aesmamba import AesMambaConfig
 from ..inference.loading import ModelLoadError, load_model, load_processor, load_processor_for_config
-from ..io_utils import atomic_write_text
+from ..io_utils import OutputLocationError, atomic_output_dir, atomic_write_text, check_output_dir
 from ..modeling_aesmamba import AesMambaForAestheticAssessment
 from ..registry import Variant, get_variant, is_variant_name, variant_config, variant_folder
 from .model_card import DEFAULT_LICENSE, build_model_card
@@ -303,10 +303,14 @@ def export_model(
                       stacklevel=2)
         allow_random = allow_untrained
     out = Path(out_dir)
-    if out.exists() and any(out.iterdir()):
-        if not overwrite:
-            raise ExportError(f"{out} is not empty; pass overwrite=True (--overwrite) to replace it")
-        shutil.rmtree(out)
+    if out.exists() and not out.is_dir():
+        raise ExportError(f"{out} exists and is a file; give a folder")
+    if out.exists() and any(out.iterdir()) and not overwrite:
+        raise ExportError(f"{out} is not empty; pass overwrite=True (--overwrite) to replace it")
+    try:
+        check_output_dir(out, "export folder")
+    except OutputLocationError as err:
+        raise ExportError(str(err)) from err
     if isinstance(source, AesMambaForAestheticAssessment):
         model, info = source, {"source": "in-memory model", "variant": source.config.variant, "trained": True,
                                "weights_origin": "in-memory model"}
@@ -325,17 +329,18 @@ def export_model(
     config.random_weights = not info["trained"]  # the one mark of substituted random weights
     if hasattr(config, "untrained"):
         del config.untrained  # the older mark, replaced by random_weights
-    out.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(out)
-    _copy_missing_modules(out)
-    _save_processor(processor, out)
-    _copy_missing_modules(out)
-    check_remote_code(out)
-
-    card = build_model_card(config, processor, repo_id=repo_id, trained=info["trained"],
-                            weights_origin=info.get("weights_origin", ""), metrics=_read_metrics(metrics),
-                            license=license)
-    atomic_write_text(out / "README.md", str(card))
+    card_metrics = _read_metrics(metrics)  # before writing anything
+    # built under a .partial-* sibling and renamed at the end: a failure or kill midway leaves no half folder
+    with atomic_output_dir(out, overwrite=True) as staging:
+        model.save_pretrained(staging)
+        _copy_missing_modules(staging)
+        _save_processor(processor, staging)
+        _copy_missing_modules(staging)
+        check_remote_code(staging)
+        card = build_model_card(config, processor, repo_id=repo_id, trained=info["trained"],
+                                weights_origin=info.get("weights_origin", ""), metrics=card_metrics,
+                                license=license)
+        atomic_write_text(staging / "README.md", str(card))
     files = sorted(p.name for p in out.iterdir() if p.is_file())
     return ExportResult(path=out, source=info["source"], variant=info["variant"], trained=info["trained"],
                         weights_origin=info.get("weights_origin", ""), files=files)

@@ -17,6 +17,7 @@ goes through :func:`load_model`, so they agree on three rules:
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import warnings
@@ -201,16 +202,87 @@ def _check_folder(folder: Path) -> None:
     if not has_weights(folder):
         raise ModelLoadError(f"{folder}: config.json but no weights (model.safetensors); save the model with "
                              "save_pretrained or export it with `aesmamba export`")
+    _check_config_file(folder / "config.json")
+
+
+def _check_config_file(path: Path) -> None:
+    """The fields that decide what gets built, checked before transformers reads the file (its errors name
+    neither the file nor the field, and an unknown model type with remote code in the folder would prompt)."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as err:
+        raise ModelLoadError(f"cannot read {path}: {err}") from err
+    except json.JSONDecodeError as err:
+        raise ModelLoadError(f"{path}:{err.lineno}: not valid JSON ({err.msg}); re-save the model") from err
+    if not isinstance(data, dict):
+        raise ModelLoadError(f"{path}: a config must be a JSON object, got {type(data).__name__}")
+    model_type = data.get("model_type")
+    if model_type != AesMambaConfig.model_type:
+        raise ModelLoadError(f"{path}: model_type is {model_type!r}, not {AesMambaConfig.model_type!r}: "
+                             "this folder does not hold an AesMamba model")
+    try:
+        Task.parse(data.get("task", "V"))
+    except ValueError as err:
+        raise ModelLoadError(f"{path}: field 'task' is {data.get('task')!r}; it must be one of V, M, F, P "
+                             "(the variant the weights were trained for)") from err
+
+
+def check_weights(folder: Path, config: AesMambaConfig) -> None:
+    """Every safetensors file is complete and its tensors are exactly the ones ``config`` builds.
+
+    A truncated file, or weights of another variant (other heads, other sizes), is refused here with the file
+    named; transformers would otherwise fail without naming it, or silently re-initialise what does not fit.
+    """
+    from safetensors import SafetensorError, safe_open
+
+    from ..modeling_aesmamba import AesMambaForAestheticAssessment as Model
+
+    files = sorted(folder.glob("*.safetensors"))
+    if not files:
+        return  # only pytorch_model*.bin: transformers checks those itself
+    found: dict[str, tuple[int, ...]] = {}
+    for file in files:
+        try:
+            with safe_open(str(file), framework="pt") as handle:
+                found.update({key: tuple(handle.get_slice(key).get_shape()) for key in handle.keys()})
+        except (SafetensorError, OSError) as err:
+            raise ModelLoadError(f"{file} is corrupt or truncated ({err}); re-download or re-export the model"
+                                 ) from err
+    with torch.device("meta"):  # shapes only, nothing allocated
+        expected = {key: tuple(t.shape) for key, t in Model(config).state_dict().items()}
+    tied = set(getattr(Model, "_tied_weights_keys", None) or ())
+    missing = sorted(k for k in expected if k not in found and k not in tied)
+    wrong = sorted(k for k in expected if k in found and found[k] != expected[k])
+    extra_heads = sorted(k for k in found if k not in expected and k.startswith("heads."))
+    if not (missing or wrong or extra_heads):
+        return
+
+    def heads_of(keys: Any) -> list[str]:
+        return sorted({k.split(".")[1] for k in keys if k.startswith("heads.")})
+
+    detail = (f"{wrong[0]} is {list(found[wrong[0]])} in the weights but {list(expected[wrong[0]])} for the "
+              "config" if wrong else f"{len(missing)} tensors of the config are missing (e.g. "
+              f"{(missing or extra_heads)[0]})")
+    raise ModelLoadError(
+        f"{folder}: the weights do not fit config.json (task {config.task}, {config.dataset}, heads "
+        f"{heads_of(expected)}): the weights have heads {heads_of(found)}; {detail}. They belong to another "
+        "variant: keep the config.json they were saved with"
+    )
 
 
 def load_config(source: PathLike) -> AesMambaConfig:
     """The AesMamba config of a folder or Hub id, with a clear error for anything else."""
     from transformers import AutoConfig
 
-    try:
-        config = AutoConfig.from_pretrained(os.fspath(source))
+    if os.path.isfile(os.path.join(os.fspath(source), "config.json")):
+        _check_config_file(Path(os.fspath(source)) / "config.json")
+    try:  # never run a folder's code, never prompt: the AesMamba classes are registered by this package
+        config = AutoConfig.from_pretrained(os.fspath(source), trust_remote_code=False)
     except (OSError, ValueError, KeyError) as err:
-        raise ModelLoadError(f"cannot read the config of {os.fspath(source)}: {err}") from err
+        where = os.fspath(source)
+        if not os.path.isdir(where):  # a typo in a local path reads as an owner/name Hub id
+            where = f"{where} (no local folder of that name, so it was looked up as a Hub repo id)"
+        raise ModelLoadError(f"cannot read the config of {where}: {err}") from err
     if not isinstance(config, AesMambaConfig):
         raise ModelLoadError(f"{os.fspath(source)} is a {getattr(config, 'model_type', '?')!r} model, not an "
                              "AesMamba model (model_type 'aesmamba')")
@@ -252,6 +324,8 @@ def load_model(
             "an official checkpoint (aesmamba export VARIANT DIR --weights FILE.pth) or train one (aesmamba "
             "train), or pass allow_random=True / --random-weights to use it anyway (e.g. for a smoke test)"
         )
+    if folder is not None:
+        check_weights(folder, config)
     notes: list[str] = []
     processor = load_processor(source, config, notes)  # before the weights: a missing tokenizer fails fast
     try:
@@ -287,6 +361,7 @@ __all__ = [
     "ModelLoadError",
     "RandomWeightsError",
     "bundled_tokenizer",
+    "check_weights",
     "default_processor_for_config",
     "has_random_weights",
     "has_weights",

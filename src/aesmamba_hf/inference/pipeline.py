@@ -5,24 +5,57 @@
     >>> scorer = pipeline("image-aesthetics", model="aesmamba-demo-output/models/aesmamba-demo-v")
     >>> scorer("photo.jpg")["score"]
 
-Inputs: a path, a PIL image, an array, a dict ``{"image": ..., "comment": ..., "user": ...}``, or a list of
-those; ``comment=`` (M) and ``user=`` (P) apply to every input. ``batch_size=`` batches the model calls.
+Inputs: a path, a PIL image, an array/tensor, a dict ``{"image": ..., "comment": ..., "user": ...}``, or a list
+of those; ``comment=`` (M) and ``user=`` (P) apply to every input. ``batch_size=`` batches the model calls.
 Preprocessing, the tokenizer and the text rules are those of :mod:`aesmamba_hf.inference.loading` and
 :class:`~aesmamba_hf.inference.predictor.Predictor`, so the pipeline scores like ``aesmamba score``.
+
+Bad inputs:
+
+* one input (not a list) that cannot be read raises :class:`~aesmamba_hf.image_processing_aesmamba.ImageLoadError`
+  naming the file and the reason;
+* in a **list**, such an input becomes ``{"status": "error", "error": reason, "input": index}`` (plus ``path``
+  for a path) and every other input is scored (``"status": "ok"``); the list goes through the one batched
+  predictor, so the results equal those of one-by-one calls;
+* an input of a type that is no image (a number, ``None``, bytes, a dict without ``"image"``) raises
+  ``TypeError`` naming its position and the accepted types, before anything is scored;
+* a URL is not fetched: download the image first.
+
+Scores are the heads' raw outputs (see :func:`~aesmamba_hf.inference.predictor.format_predictions`): a value
+outside a head's ``score_range`` is returned as it is and flagged ``out_of_range: true``.
 """
 
 from __future__ import annotations
 
+import os
 import warnings
 from typing import Any, Optional
 
+import numpy as np
 import torch
+from PIL import Image
 from transformers import Pipeline
 
 from .loading import LoaderWarning, has_random_weights, load_processor, random_weights_banner
 from .predictor import Predictor, format_predictions
 
 TASK_NAME = "image-aesthetics"
+ACCEPTED_INPUTS = ("a file path (str or os.PathLike)", "a PIL image", "a numpy array or torch tensor (H×W×C or C×H×W)",
+                   'a dict with an "image" key (and "comment" / "user")')
+
+
+def check_input(value: Any, index: Optional[int] = None) -> None:
+    """Raise ``TypeError`` for a pipeline input that is no image at all (a typo, not a bad file)."""
+    image = value.get("image") if isinstance(value, dict) else value
+    if isinstance(value, dict) and "image" not in value:
+        problem = f"a dict without an 'image' key (keys {sorted(map(str, value))})"
+    elif isinstance(image, (str, os.PathLike, Image.Image, np.ndarray, torch.Tensor)):
+        return
+    else:
+        problem = f"of type {type(image).__name__} ({image!r:.40})"
+    where = "the input" if index is None else f"input {index}"
+    raise TypeError(f"image-aesthetics pipeline: {where} is {problem}; accepted: {'; '.join(ACCEPTED_INPUTS)}, "
+                    "or a list of those")
 
 
 class ImageAestheticsPipeline(Pipeline):
@@ -47,9 +80,31 @@ class ImageAestheticsPipeline(Pipeline):
         self.tokenizer = self.processor.tokenizer
 
     def __call__(self, inputs: Any, **kwargs: Any) -> Any:
-        if isinstance(inputs, (list, tuple)) and len(inputs) == 0:
-            return []
+        if isinstance(inputs, (list, tuple)):
+            return self._score_list(list(inputs), **kwargs)
+        if not _is_stream(inputs):  # generators and datasets stream through transformers' own loop
+            check_input(inputs)
         return super().__call__(inputs, **kwargs)
+
+    def _score_list(self, items: list[Any], batch_size: Optional[int] = None, num_workers: Optional[int] = None,
+                    **kwargs: Any) -> list[dict[str, Any]]:
+        """A list through the one batched predictor: a bad item becomes an error record, the rest is scored."""
+        for index, item in enumerate(items):
+            check_input(item, index)
+        preprocess, _, postprocess = self._sanitize_parameters(**kwargs)
+        preprocess = {**self._preprocess_params, **preprocess}
+        decimals = {**self._postprocess_params, **postprocess}.get("decimals")
+        examples = [self._example(item, **preprocess) for item in items]
+        size = batch_size or self._batch_size or 1
+        predictor = Predictor(self.model, self.processor, batch_size=size, decode_workers=num_workers or 0)
+        records = predictor.predict_examples(examples).records(self.model.config, decimals)
+        for index, (item, record) in enumerate(zip(items, records)):
+            if record["status"] == "error":
+                record["input"] = index
+                image = item.get("image") if isinstance(item, dict) else item
+                if isinstance(image, (str, os.PathLike)):
+                    record["path"] = os.fspath(image)
+        return records
 
     def _sanitize_parameters(self, comment: Any = None, user: Any = None, decimals: Optional[int] = None,
                              **kwargs: Any) -> tuple[dict, dict, dict]:
@@ -63,22 +118,31 @@ class ImageAestheticsPipeline(Pipeline):
         postprocess = {"decimals": decimals} if decimals is not None else {}
         return preprocess, {}, postprocess
 
-    def preprocess(self, inputs: Any, comment: Any = None, user: Any = None) -> dict[str, torch.Tensor]:
+    def _example(self, inputs: Any, comment: Any = None, user: Any = None) -> dict[str, Any]:
         example = {"image": inputs, "comment": comment, "user": user}
         if isinstance(inputs, dict):
-            if "image" not in inputs:
-                raise ValueError(f"a dict input needs an 'image' key, got {sorted(inputs)}")
+            check_input(inputs)
             example.update(inputs)
         if (example["comment"] is not None or example["user"] is not None) and not self.model.config.uses_text:
             raise ValueError(f"this {self.model.config.task} model takes no text; drop comment= / user=")
-        return dict(self.predictor.encode(example))
+        return example
+
+    def preprocess(self, inputs: Any, comment: Any = None, user: Any = None) -> dict[str, torch.Tensor]:
+        return dict(self.predictor.encode(self._example(inputs, comment, user)))
 
     def _forward(self, model_inputs: dict[str, torch.Tensor]) -> dict[str, Optional[torch.Tensor]]:
         return self.predictor.forward(model_inputs)
 
     def postprocess(self, model_outputs: dict[str, Any], decimals: Optional[int] = None) -> dict[str, Any]:
-        return format_predictions(self.model.config, model_outputs["scores"], model_outputs.get("distribution"),
-                                  model_outputs.get("class_logits"), decimals=decimals)[0]
+        record = format_predictions(self.model.config, model_outputs["scores"], model_outputs.get("distribution"),
+                                    model_outputs.get("class_logits"), decimals=decimals)[0]
+        return {"status": "ok", **record}
 
 
-__all__ = ["ImageAestheticsPipeline", "TASK_NAME"]
+def _is_stream(inputs: Any) -> bool:
+    from collections.abc import Iterator
+
+    return isinstance(inputs, Iterator) or type(inputs).__name__ in ("Dataset", "KeyDataset", "IterableDataset")
+
+
+__all__ = ["ACCEPTED_INPUTS", "ImageAestheticsPipeline", "TASK_NAME", "check_input"]

@@ -253,8 +253,15 @@ def format_predictions(
     """Batched model outputs → one plain dict per image.
 
     Each dict has ``score`` (the overall head), its ``score_range``/``higher_is_better``, ``scale_class``
-    (argmax of the class branch, ``None`` when the head has none), ``heads`` (the same for every head, the nine
-    PARA attributes for F/P) and ``distribution`` (bins and probabilities of a distribution head, else ``None``).
+    (argmax of the class branch, ``None`` when the head has none), ``out_of_range``, ``heads`` (the same for
+    every head, the nine PARA attributes for F/P) and ``distribution`` (bins and probabilities of a distribution
+    head, else ``None``).
+
+    Out-of-range rule (stated once, here): a scalar head is an unconstrained regression, so its score can fall
+    outside the head's ``score_range`` (e.g. 0.83 on PARA's 1–5 scale, from an undertrained model or an image
+    unlike the training data). Scores are returned as the model gives them, never clamped (clamping would hide
+    the problem and tie such images), and flagged ``out_of_range: true``; treat them with suspicion. A
+    distribution head's expected score always lies inside its bins.
     """
 
     def num(value: float) -> float:
@@ -278,15 +285,17 @@ def format_predictions(
         for j, head in enumerate(config.heads):
             name = head["name"]
             has_class = classes is not None and name in class_index
+            low, high = (float(v) for v in head["score_range"])
             heads[name] = {
                 "score": num(scores[i, j]),
-                "score_range": [float(v) for v in head["score_range"]],
+                "score_range": [low, high],
                 "higher_is_better": bool(head.get("higher_is_better", True)),
                 "scale_class": int(classes[i, class_index[name]]) if has_class else None,
+                "out_of_range": not low <= float(scores[i, j]) <= high,
             }
         main = heads[config.heads[overall]["name"]]
         result: dict[str, Any] = {key: main[key] for key in ("score", "score_range", "higher_is_better",
-                                                            "scale_class")}
+                                                            "scale_class", "out_of_range")}
         result["heads"] = heads
         result["distribution"] = None
         if distribution is not None and dist_head is not None:

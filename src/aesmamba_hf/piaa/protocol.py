@@ -50,7 +50,7 @@ import torch
 from ..dataset_specs import PARA_ATTRIBUTE_NAMES
 from ..inference.loading import load_model, load_processor_for_config
 from ..inference.predictor import Predictor
-from ..io_utils import atomic_write_json, atomic_write_text, json_safe
+from ..io_utils import atomic_write_json, atomic_write_text, check_output_dir, json_safe
 from ..modeling_aesmamba import AesMambaForAestheticAssessment
 from ..training.collator import AesMambaDataCollator
 from ..training.finetune import fit, trainable_modules
@@ -176,6 +176,7 @@ def run_piaa(
     config = config or PIAAConfig()
     progress = progress or (lambda line: logger.info("%s", line))
     out = Path(out_dir)
+    check_output_dir(out, "PIAA output folder")  # before the model loads
     out.mkdir(parents=True, exist_ok=True)
     device = torch.device(config.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     if isinstance(model, AesMambaForAestheticAssessment):

@@ -9,6 +9,7 @@ evaluation splits the deterministic resize (spec §10).
 from __future__ import annotations
 
 import io
+import logging
 import math
 import os
 from collections.abc import Mapping, Sequence
@@ -19,6 +20,7 @@ from PIL import Image
 
 from ..image_processing_aesmamba import ImageLoadError, load_image
 
+logger = logging.getLogger(__name__)
 TEXT_SOURCES = ("comment", "user")
 
 
@@ -56,6 +58,9 @@ class AesMambaDataCollator:
         text_source: ``"comment"`` (M), ``"user"`` (P: the SMP prompt is built from the row's PARA UserInfo
             JSON), or ``None`` (V/F: no text). ``for_config`` picks it from the model config.
         with_labels: also collate ``labels`` / ``class_labels`` (off for unlabelled inference).
+        skip_unreadable: drop a row whose image cannot be decoded (a truncated JPEG that passed validation's
+            cheap check) from its batch, with a warning naming the file and label row, instead of failing the
+            batch; the rows are listed in ``skipped`` (in this process). A batch of only such rows still fails.
 
     ``labels`` become float (B, K) — vote counts for distribution heads, one score per head otherwise — and
     ``class_labels`` long (B, num_heads). A NaN label or a -1 class (a row that failed validation) is an error
@@ -68,6 +73,7 @@ class AesMambaDataCollator:
         train: bool = False,
         text_source: Optional[str] = None,
         with_labels: bool = True,
+        skip_unreadable: bool = False,
     ):
         if text_source is not None and text_source not in TEXT_SOURCES:
             raise ValueError(f"text_source must be one of {TEXT_SOURCES} or None, got {text_source!r}")
@@ -77,6 +83,8 @@ class AesMambaDataCollator:
         self.train = bool(train)
         self.text_source = text_source
         self.with_labels = with_labels
+        self.skip_unreadable = skip_unreadable
+        self.skipped: list[dict[str, str]] = []
 
     @classmethod
     def for_config(cls, config: Any, processor: Any, train: bool = False, **kwargs: Any) -> AesMambaDataCollator:
@@ -86,12 +94,29 @@ class AesMambaDataCollator:
 
     def with_train(self, train: bool) -> AesMambaDataCollator:
         """The same collator with the other transform (training augmentation on/off)."""
-        return type(self)(self.processor, train=train, text_source=self.text_source, with_labels=self.with_labels)
+        return type(self)(self.processor, train=train, text_source=self.text_source, with_labels=self.with_labels,
+                          skip_unreadable=self.skip_unreadable)
 
     # -- pieces ---------------------------------------------------------------------------------------
 
-    def _pixel_values(self, rows: Sequence[Mapping[str, Any]]) -> torch.Tensor:
-        images = [open_image_cell(row.get("image"), row, i) for i, row in enumerate(rows)]
+    def _open_images(self, rows: Sequence[Mapping[str, Any]]) -> tuple[list[Mapping[str, Any]], list[Any]]:
+        """The rows whose image opens and those images; unreadable ones are skipped (and listed) if allowed."""
+        if not self.skip_unreadable:
+            return list(rows), [open_image_cell(row.get("image"), row, i) for i, row in enumerate(rows)]
+        kept, images, failed = [], [], []
+        for i, row in enumerate(rows):
+            try:
+                images.append(open_image_cell(row.get("image"), row, i))
+                kept.append(row)
+            except ImageLoadError as err:
+                failed.append(err)
+                self.skipped.append({"image": str(err.path), "source": _row_name(row, i), "reason": err.reason})
+                logger.warning("skipping an unreadable training image: %s", err)
+        if not kept:
+            raise ImageLoadError(None, "every image of the batch is unreadable: " + "; ".join(map(str, failed)))
+        return kept, images
+
+    def _pixel_values(self, images: Sequence[Any]) -> torch.Tensor:
         image_processor = getattr(self.processor, "image_processor", self.processor)
         return image_processor(images, train=self.train, return_tensors="pt")["pixel_values"]
 
@@ -145,7 +170,8 @@ class AesMambaDataCollator:
     def __call__(self, rows: Sequence[Mapping[str, Any]]) -> dict[str, torch.Tensor]:
         if not rows:
             raise ValueError("cannot collate an empty batch")
-        batch: dict[str, torch.Tensor] = {"pixel_values": self._pixel_values(rows)}
+        rows, images = self._open_images(rows)
+        batch: dict[str, torch.Tensor] = {"pixel_values": self._pixel_values(images)}
         if self.text_source is not None:
             batch.update(self._text_inputs(rows))
         if self.with_labels:

@@ -25,11 +25,13 @@ Multi-process runs need nothing special: launch the same script with ``torchrun 
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import os
 import shutil
 import sys
+import warnings
 from collections.abc import Callable, Mapping
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
@@ -46,7 +48,7 @@ from transformers.trainer_callback import PrinterCallback
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
 from ..configuration_aesmamba import AesMambaConfig
-from ..io_utils import atomic_write_json
+from ..io_utils import atomic_write_json, check_output_dir
 from ..modeling_aesmamba import AesMambaForAestheticAssessment
 from ..registry import DEFAULT_TOKENIZER  # noqa: F401  (old import path)
 from .collator import AesMambaDataCollator
@@ -189,6 +191,8 @@ class TrainResult:
         test_metrics: metrics on the test split when ``evaluate_test`` (reported only, never used to select).
         resumed_from: the checkpoint the run continued from, if any.
         data_report: rows per split and the rows dropped by validation.
+        skipped_images: images that failed to decode in a batch and were skipped (file, label row, reason;
+            those seen by this process: with DataLoader workers, their warnings are the record).
     """
 
     output_dir: str
@@ -201,6 +205,7 @@ class TrainResult:
     test_metrics: Optional[dict[str, float]] = None
     resumed_from: Optional[str] = None
     data_report: dict[str, Any] = field(default_factory=dict)
+    skipped_images: list[dict[str, str]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -451,10 +456,57 @@ def find_resumable_checkpoint(output_dir: Union[str, os.PathLike]) -> Optional[s
         (p for p in output_dir.glob(f"{PREFIX_CHECKPOINT_DIR}-*") if p.is_dir() and p.name.split("-")[-1].isdigit()),
         key=lambda p: int(p.name.split("-")[-1]), reverse=True,
     )
+    skipped: list[str] = []
     for path in candidates:
-        if (path / "trainer_state.json").is_file():
+        problem = checkpoint_problem(path)
+        if problem is None:
+            if skipped:
+                warnings.warn(f"resuming from {path}, not from the newer {', '.join(skipped)}", CheckpointWarning,
+                              stacklevel=2)
             return str(path)
-        logger.warning("ignoring incomplete checkpoint %s (no trainer_state.json)", path)
+        warnings.warn(f"ignoring checkpoint {path}: {problem}", CheckpointWarning, stacklevel=2)
+        skipped.append(path.name)
+    return None
+
+
+class CheckpointWarning(UserWarning):
+    """A ``checkpoint-*`` folder was passed over on resume (incomplete or corrupt); the message names it."""
+
+
+def checkpoint_problem(path: Union[str, os.PathLike]) -> Optional[str]:
+    """Why a ``checkpoint-*`` folder cannot be resumed from (a kill while it was written, a disk error), or None.
+
+    Cheap checks of what resuming reads: ``trainer_state.json`` parses, every safetensors file is complete, and
+    the torch-saved optimizer/scheduler/RNG files are intact zip archives (torch's format; a cut file loses its
+    central directory).
+    """
+    import zipfile
+
+    from safetensors import SafetensorError, safe_open
+
+    path = Path(path)
+    state = path / "trainer_state.json"
+    if not state.is_file():
+        return "no trainer_state.json (incomplete)"
+    try:
+        json.loads(state.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        return f"trainer_state.json is unreadable ({err})"
+    weights = sorted(path.glob("*.safetensors"))
+    if not weights and not any(path.glob("pytorch_model*.bin")):
+        return "no model weights"
+    for file in weights:
+        try:
+            with safe_open(str(file), framework="pt") as handle:
+                list(handle.keys())
+        except (SafetensorError, OSError) as err:
+            return f"{file.name} is corrupt or truncated ({err})"
+    for file in [*path.glob("*.pt"), *path.glob("*.pth"), *path.glob("pytorch_model*.bin")]:
+        try:
+            with zipfile.ZipFile(file) as archive:
+                archive.namelist()
+        except (zipfile.BadZipFile, OSError) as err:
+            return f"{file.name} is corrupt or truncated ({err})"
     return None
 
 
@@ -464,6 +516,9 @@ def _resolve_resume(cfg: TrainConfig) -> Optional[str]:
     if isinstance(cfg.resume, str):
         if not os.path.isdir(cfg.resume):
             raise FileNotFoundError(f"resume checkpoint not found: {cfg.resume}")
+        problem = checkpoint_problem(cfg.resume)
+        if problem is not None:  # named explicitly: no silent fallback to another one
+            raise ValueError(f"cannot resume from {cfg.resume}: {problem}")
         return cfg.resume
     found = find_resumable_checkpoint(cfg.output_dir)
     if cfg.resume is True and found is None:
@@ -586,7 +641,8 @@ def build_trainer(
 ) -> AesMambaTrainer:
     """An :class:`AesMambaTrainer` wired for ``cfg`` (collators, metrics, schedule); ``train()`` uses it."""
     args = make_training_arguments(cfg)
-    train_collator = AesMambaDataCollator.for_config(model.config, processor, train=cfg.augment)
+    # an image that passed validation's cheap check but fails to decode is skipped (and listed), not fatal
+    train_collator = AesMambaDataCollator.for_config(model.config, processor, train=cfg.augment, skip_unreadable=True)
     trainer = AesMambaTrainer(
         model=model,
         args=args,
@@ -605,6 +661,17 @@ def build_trainer(
         trainer.remove_callback(PrinterCallback)
         trainer.add_callback(LogToStderr())
     return trainer
+
+
+def _skipped_images(trainer: Trainer) -> list[dict[str, str]]:
+    seen: dict[tuple[str, str], dict[str, str]] = {}
+    for collator in (trainer.data_collator, getattr(trainer, "eval_data_collator", None)):
+        for item in getattr(collator, "skipped", []):
+            seen.setdefault((item["image"], item["source"]), item)
+    if seen:
+        logger.warning("%d unreadable image(s) were skipped during training: %s", len(seen),
+                       "; ".join(f"{i['source']} ({i['image']}): {i['reason']}" for i in list(seen.values())[:5]))
+    return list(seen.values())
 
 
 def train(
@@ -635,6 +702,7 @@ def train(
 
     cfg = config if isinstance(config, TrainConfig) else load_recipe(config)
     output_dir = Path(cfg.output_dir)
+    check_output_dir(output_dir, "training output_dir")  # before data and model are built
     output_dir.mkdir(parents=True, exist_ok=True)
     main = _is_main_process()
 
@@ -690,6 +758,7 @@ def train(
         test_metrics=dict(test_metrics) if test_metrics is not None else None,
         resumed_from=resume_from,
         data_report=data_report,
+        skipped_images=_skipped_images(trainer),
     )
     if trainer.is_world_process_zero():
         processor.save_pretrained(str(output_dir))
@@ -710,6 +779,8 @@ __all__ = [
     "build_splits",
     "build_trainer",
     "class_counts_per_head",
+    "CheckpointWarning",
+    "checkpoint_problem",
     "find_resumable_checkpoint",
     "make_metrics",
     "make_training_arguments",
