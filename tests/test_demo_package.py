@@ -99,3 +99,15 @@ def test_aesmamba_demo_command_takes_the_subcommand_options(aesmamba_demo):
                                                                                           False, False)
     help_text = cli.build_parser().format_help()
     assert help_text.startswith("usage: aesmamba-demo") and "--quick" in help_text
+
+
+def test_a_killed_runs_staging_folder_is_removed_and_reported(tmp_path):
+    run = pytest.importorskip("aesmamba_demo.run", reason="pip install -e demo")
+    out = tmp_path / "aesmamba-demo-output"
+    leftover = tmp_path / ".aesmamba-demo-output.partial-999999999"  # no such process: a killed run
+    (leftover / "models").mkdir(parents=True)
+    (leftover / "models" / "weights.bin").write_bytes(b"\0" * 200_000)
+    lines: list[str] = []
+    staging = run._prepare_out(out, overwrite=False, report=lines.append)
+    assert not leftover.exists() and staging.is_dir() and staging != leftover
+    assert len(lines) == 1 and str(leftover) in lines[0] and "0.2 MB" in lines[0] and "interrupted" in lines[0]

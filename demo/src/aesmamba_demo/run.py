@@ -881,14 +881,18 @@ def write_report(out: Path, report: dict[str, Any]) -> None:
 # output folder handling
 
 
-def _prepare_out(out: Path, overwrite: bool) -> Path:
-    """Check ``out`` may be replaced and return a fresh staging folder next to it."""
+def _prepare_out(out: Path, overwrite: bool, report: Optional[Callable[[str], None]] = None) -> Path:
+    """Check ``out`` may be replaced and return a fresh staging folder next to it; staging folders that killed
+    runs left behind are removed first, each reported with its size (the library's rule)."""
+    from aesmamba_hf.io_utils import remove_stale_partials
+
     if out.exists() and not out.is_dir():
         raise FileExistsError(f"{out} exists and is not a folder")
     if out.is_dir() and any(out.iterdir()) and not (out / MARKER).is_file() and not overwrite:
         raise FileExistsError(f"{out} is not empty and was not written by `aesmamba demo`; choose another --out "
                               "or pass --overwrite")
     out.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_partials(out, report)
     staging = out.parent / f".{out.name}.partial-{os.getpid()}"
     if staging.exists():
         shutil.rmtree(staging)
@@ -950,7 +954,7 @@ def _run(out: Path, config: DemoConfig, preset: str, overwrite: bool,
     if config.num_threads:
         torch.set_num_threads(config.num_threads)
     progress = _Progress(printer)
-    staging = _prepare_out(out, overwrite)
+    staging = _prepare_out(out, overwrite, progress)
     progress(f"aesmamba demo → {out} (preset {preset}, seed {config.seed}; staging in {staging.name})")
     try:
         report: dict[str, Any] = {"preset": preset, "config": config.to_dict(), "out_dir": str(out),
