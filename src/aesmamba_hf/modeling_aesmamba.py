@@ -186,6 +186,15 @@ class AesMambaPreTrainedModel(PreTrainedModel):
     # BERT dispatches eager or sdpa through the config; the fusion always calls SDPA itself (no flash/flex path)
     _supports_sdpa = True
 
+    def set_scan_backend(self, backend: Optional[str]) -> None:
+        """The selective-scan backend of the image encoder, for this process only (see
+        ``VMambaModel.set_scan_backend``; ``None``: the config's). The config is left as it is."""
+        getattr(self, self.base_model_prefix, self).vision_model.set_scan_backend(backend)
+
+    def get_scan_backend(self) -> Optional[str]:
+        """The run-time choice of :meth:`set_scan_backend` (``None``: the config's backend is used)."""
+        return getattr(self, self.base_model_prefix, self).vision_model.get_scan_backend()
+
     @torch.no_grad()
     def _init_weights(self, module: nn.Module) -> None:
         # the VMamba and BERT sub-models initialise themselves (transformers dispatches to their own rule)
@@ -224,13 +233,6 @@ class AesMambaModel(AesMambaPreTrainedModel):
         if self.text_model is None:
             raise NotImplementedError(f"the {Task(self.config.task).description} variant has no text encoder")
         self.text_model.set_input_embeddings(value)
-
-    def set_scan_backend(self, backend: Optional[str]) -> None:
-        """See ``VMambaModel.set_scan_backend``: run-time only, the config is left as it is."""
-        self.vision_model.set_scan_backend(backend)
-
-    def get_scan_backend(self) -> Optional[str]:
-        return self.vision_model.get_scan_backend()
 
     def modal_adaptive_integration(
         self,
@@ -305,13 +307,6 @@ class AesMambaForAestheticAssessment(AesMambaPreTrainedModel):
         dim = config.vision_config.hidden_size
         self.heads = nn.ModuleDict({h["name"]: MBAHead(dim, h, config) for h in config.heads})
         self.post_init()
-
-    def set_scan_backend(self, backend: Optional[str]) -> None:
-        """See ``VMambaModel.set_scan_backend``: run-time only, the config is left as it is."""
-        self.aesmamba.set_scan_backend(backend)
-
-    def get_scan_backend(self) -> Optional[str]:
-        return self.aesmamba.get_scan_backend()
 
     def forward(
         self,

@@ -138,6 +138,16 @@ def _list_array(matrix: np.ndarray, value_type: pa.DataType) -> pa.ListArray:
     return pa.ListArray.from_arrays(offsets, pa.array(matrix.reshape(-1), type=value_type))
 
 
+def _vote_dataset(spec: DatasetSpec, root: Path, ids: Sequence[str], votes: np.ndarray, scores: np.ndarray,
+                  split: str, sources: Sequence[str], extra: dict[str, Sequence[str]]) -> Dataset:
+    """Rows of a vote-histogram benchmark (AVA, Photo.net): ``images/<id>.jpg``, votes as labels, one class."""
+    return _to_dataset(
+        dataset_name=spec.name, image_paths=_paths(root / "images", (f"{i}.jpg" for i in ids)), image_ids=ids,
+        labels=votes, class_labels=scale_classes(scores, spec)[:, None], scores=scores, split=split,
+        sources=sources, extra=extra,
+    )
+
+
 def _to_dataset(
     *,
     image_paths: Sequence[str],
@@ -389,17 +399,7 @@ def build_ava(
             sources = _sources(root, csv_path, df["__line__"])
             extra = {"comment": _comment_values(df["comment"], comment_mode)}
         scores = expected_scores(votes, spec.bin_values)
-        return _to_dataset(
-            dataset_name=spec.name,
-            image_paths=_paths(root / "images", (f"{i}.jpg" for i in ids)),
-            image_ids=ids,
-            labels=votes,
-            class_labels=scale_classes(scores, spec)[:, None],
-            scores=scores,
-            split=file_split,
-            sources=sources,
-            extra=extra,
-        )
+        return _vote_dataset(spec, root, ids, votes, scores, file_split, sources, extra)
 
     return _apply_split(build, split, validation_fraction, seed, "AVA")
 
@@ -441,17 +441,8 @@ def build_photonet(
                     "using the mean of 'label'", csv_path, len(bad), int(df["__line__"].iloc[bad[0]]),
                 )
         extra = {"comment": _comment_values(df["comment"], comment_mode)} if captions else {}
-        return _to_dataset(
-            dataset_name=spec.name,
-            image_paths=_paths(root / "images", (f"{i}.jpg" for i in ids)),
-            image_ids=ids,
-            labels=votes,
-            class_labels=scale_classes(scores, spec)[:, None],
-            scores=scores,
-            split=file_split,
-            sources=_sources(root, csv_path, df["__line__"]),
-            extra=extra,
-        )
+        return _vote_dataset(spec, root, ids, votes, scores, file_split, _sources(root, csv_path, df["__line__"]),
+                             extra)
 
     return _apply_split(build, split, validation_fraction, seed, "PhotoNet")
 
