@@ -1,6 +1,6 @@
 """Configuration of AesMamba: VMamba image encoder, optional BERT text encoder, fusion and MBA heads.
 
-One config class covers the four tasks of the paper (spec §1):
+One config class covers the four tasks of the paper:
 
 * V – image → generic score (distribution over bins or a scalar), one head.
 * M – image + user comments → same heads as V, text fused by cross-attention.
@@ -48,7 +48,7 @@ def head_from_dataset(name: str, spec: DatasetSpec, with_classes: bool = True,
 
 
 def default_heads(task: Union[str, Task], dataset: str) -> list[dict[str, Any]]:
-    """The heads of the released variants (spec §5): V/M one head; F/P the nine PARA attributes."""
+    """The heads of the released variants: V/M one head; F/P the nine PARA attributes."""
     task = Task.parse(task)
     spec = get_dataset_spec(dataset)
     if not task.predicts_para_attributes:
@@ -113,10 +113,13 @@ class AesMambaConfig(PretrainedConfig):
         emd_weight, emd_r: EMD term on distribution heads (weight 1, r = 2 in training).
         cls_weight: λ on the scale-class loss (0.001).
         classification_loss: ``"balanced_softmax"`` (logit-adjusted CE with the class counts, the paper's
-            intent) or ``"bce_as_released"`` (one-vs-rest BCE × C: what released V/M optimise, spec §7.2).
+            intent) or ``"bce_as_released"`` (one-vs-rest BCE × C: what released V/M optimise,
+            their balanced prior being never set; see docs/authors-code.md).
         mask_text_padding: mask padded text tokens in the fusion attention (True). ``False`` reproduces the
-            released code, whose predictions depend on the other texts of the batch (spec §13.5).
-        mse_as_released: reproduce the released V code's (B,)×(B,1) broadcast in the scalar MSE (spec §7.4).
+            released code, whose predictions depend on the other texts of the batch
+            (padding is attended).
+        mse_as_released: reproduce the released V code's (B,)×(B,1) broadcast in the scalar MSE
+            (all B×B pairwise squared differences averaged).
         text_add_pooling_layer: keep BERT's pooler; it is never used, so it is dropped by default (the
             released checkpoints carry it: 590,592 parameters).
         variant: published variant name, e.g. ``"aesmamba-v-ava"``.

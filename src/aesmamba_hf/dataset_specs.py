@@ -1,4 +1,4 @@
-"""Facts about the IAA benchmarks that the heads, the data builders and the metrics share (spec §5-§7, §10).
+"""Facts about the IAA benchmarks that the heads, the data builders and the metrics share.
 
 Kept free of package-absolute imports so remote-code checkpoints can carry it flat.
 """
@@ -13,7 +13,8 @@ CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 AADB_MEAN = (0.4370215, 0.42606467, 0.39389639)
 AADB_STD = (0.27421089, 0.27006779, 0.28525595)
 
-# Order of the nine PARA heads (spec §8): head name, GIAA mean column, PIAA per-user column.
+# The nine PARA heads in the authors' order: head name, GIAA mean column, PIAA per-user column (their
+# head "willingToShare" reads the CSV column "willingnessToShare").
 PARA_ATTRIBUTES = (
     ("aesthetic", "aestheticScore_mean", "aestheticScore"),
     ("quality", "qualityScore_mean", "qualityScore"),
@@ -27,7 +28,7 @@ PARA_ATTRIBUTES = (
 )
 PARA_ATTRIBUTE_NAMES = tuple(a[0] for a in PARA_ATTRIBUTES)
 
-# Training-split class counts hard-coded by the authors (spec §6.2); the n_c of the balanced loss.
+# Training-split class counts hard-coded in the authors' models; the n_c of the balanced loss.
 PARA_CLASS_COUNTS = {
     "aesthetic": [1438, 7216, 18974, 592],
     "quality": [1238, 4379, 21138, 1465],
@@ -46,7 +47,8 @@ class DatasetSpec:
     """Score scale, scale-class rule and evaluation threshold of one benchmark.
 
     The scale class of a score s is ``clip(floor(class_scale * s + class_offset), 0, num_classes - 1)``,
-    which covers every rule of spec §6.1.
+    which covers every dataset's rule (PARA clip(floor(mean) − 1, 0, 3), Photo.net floor(score) − 3, AVA
+    clip(floor(mean) − 1, 0, 6), AADB min(floor(5·score), 4), TAD66K min(floor(score / 2), 4)).
     """
 
     name: str
@@ -67,7 +69,7 @@ class DatasetSpec:
 
 
 def scale_class(score: float, class_scale: float, class_offset: float, num_classes: int) -> int:
-    """Scale category of a score (spec §6.1); NaN is an error, not class 0."""
+    """Scale category of a score (the rule of :class:`DatasetSpec`); NaN is an error, not class 0."""
     if score != score:  # NaN
         raise ValueError("cannot compute the scale class of a NaN score")
     return int(min(max(math.floor(class_scale * score + class_offset), 0), num_classes - 1))
@@ -77,7 +79,8 @@ DATASET_SPECS: dict[str, DatasetSpec] = {
     "AVA": DatasetSpec(
         "AVA", (1.0, 10.0), 10, tuple(float(i) for i in range(1, 11)), 7, 1.0, -1.0,
         # floor(mean)-1 histogram of the authors' 204,424-image training split, the 48 images with
-        # mean >= 8 merged into class 6 (spec §6.3)
+        # mean >= 8 merged into class 6: the released 8-entry list does not fit their 7-way head
+        # (see docs/authors-code.md)
         (5, 424, 5961, 52925, 104960, 37517, 2593 + 39), 5.0,
         notes="class = clip(floor(mean) - 1, 0, 6)",
     ),

@@ -1,6 +1,7 @@
-"""Losses of AesMamba (spec §7): EMD, MSE, and the balanced scale-class loss.
+"""Losses of AesMamba: EMD, MSE, and the balanced scale-class loss.
 
-Each released defect has a switch that reproduces it; the defaults do what the paper describes.
+Each released defect has a switch that reproduces it; the defaults do what the paper describes
+(see docs/authors-code.md).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import torch.nn.functional as F
 def emd_loss(pred: torch.Tensor, target: torch.Tensor, r: float = 2.0) -> torch.Tensor:
     """Earth mover's distance between (B, K) distributions: mean_b (mean_k |CDF_p̂ − CDF_p|^r)^(1/r).
 
-    r = 2 is the training loss; r = 1 is the reported metric (spec §7.3).
+    r = 2 is the training loss; r = 1 is the reported metric, as in the authors' code.
     """
     cdf_diff = torch.cumsum(pred, dim=-1) - torch.cumsum(target, dim=-1)
     if r == 1:
@@ -28,7 +29,7 @@ def scalar_mse(pred: torch.Tensor, target: torch.Tensor, as_released: bool = Fal
     """MSE of a (B,) prediction against (B,) targets.
 
     ``as_released`` reproduces the released V code, which compared a (B,) target with a (B, 1)
-    prediction and so averaged all B×B pairwise squared differences (spec §7.4).
+    prediction and so averaged all B×B pairwise squared differences.
     """
     if as_released:
         return ((pred[:, None] - target[None, :]) ** 2).mean()
@@ -40,8 +41,8 @@ def balanced_softmax_loss(
 ) -> torch.Tensor:
     """Logit-adjusted cross-entropy (Menon et al. 2020): CE(z + τ·log π, y), π = class priors.
 
-    The prior shifts logits only inside the loss, so inference logits stay unadjusted (spec §7.1).
-    Without counts it is plain cross-entropy.
+    The prior shifts logits only inside the loss, so inference logits stay unadjusted; the authors'
+    F code uses τ = 1. Without counts it is plain cross-entropy.
     """
     if class_counts is not None and len(class_counts) > 0:
         counts = torch.as_tensor(class_counts, dtype=logits.dtype, device=logits.device).clamp(min=1.0)
@@ -50,7 +51,9 @@ def balanced_softmax_loss(
 
 
 def bce_as_released(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """One-vs-rest BCE on one-hot targets, summed over classes (what released V/M optimise, spec §7.2)."""
+    """One-vs-rest BCE on one-hot targets, summed over classes (what released V/M optimise).
+
+    Their balanced prior is never set (``'bal'`` vs ``'Bal'``; see docs/authors-code.md)."""
     one_hot = F.one_hot(target, num_classes=logits.shape[-1]).to(logits.dtype)
     return F.binary_cross_entropy_with_logits(logits, one_hot, reduction="sum") / logits.shape[0]
 

@@ -1,4 +1,4 @@
-"""AesMamba: encoders → modal-adaptive integration → MBA heads (spec §1, §3-§5, §7).
+"""AesMamba: encoders → modal-adaptive integration → MBA heads, for the four tasks V, M, F and P.
 
 * Encoders: VMamba v0 for the image, optionally BERT for comments (M) or a user prompt (P).
 * Modal-adaptive integration, decided at run time: text given and a text encoder configured →
@@ -82,7 +82,7 @@ class AesMambaAssessmentOutput(ModelOutput):
 
 
 class CrossModalFusion(nn.Module):
-    """One pre-norm cross-attention block (image feature as the single query) + a pre-norm FFN (spec §4)."""
+    """One pre-norm cross-attention block (image feature as the single query) + a pre-norm FFN."""
 
     def __init__(self, config: AesMambaConfig):
         super().__init__()
@@ -365,7 +365,9 @@ class AesMambaForAestheticAssessment(AesMambaPreTrainedModel):
         labels: torch.Tensor,
         class_labels: Optional[torch.Tensor] = None,
     ) -> torch.Tensor:
-        """Σ_heads [γ·MSE + w_emd·EMD (distributions) + λ·L_cls] (spec §7.4, without the broadcast bug)."""
+        """Σ_heads [γ·MSE + w_emd·EMD (distributions) + λ·L_cls], γ = 10 for distributions, 1 for scalars.
+
+        The scalar MSE is per sample unless ``mse_as_released`` (the released (B,)×(B,1) broadcast)."""
         cfg = self.config
         labels = labels.to(scores.dtype)
         if distribution is not None:
