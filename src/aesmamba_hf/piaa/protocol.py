@@ -1,4 +1,4 @@
-"""PIAA protocol runner: per-user few-shot fine-tuning of a generic AesMamba checkpoint on PARA (spec §9.3).
+"""PIAA protocol runner: per-user few-shot fine-tuning of a generic AesMamba checkpoint on PARA.
 
 For each selected user, each number of shots ``k`` and each repeat ``r``:
 
@@ -14,7 +14,7 @@ For each selected user, each number of shots ``k`` and each repeat ``r``:
 The generic model itself is evaluated once per user as the zero-shot baseline (``k = 0``).
 
 Model selection never looks at the test rows (the released script keeps the epoch with the best *test*
-SRCC, spec §13.5/§15.11). ``selection="last"`` (default) trains a fixed number of epochs and keeps the last
+aesthetic SRCC). ``selection="last"`` (default) trains a fixed number of epochs and keeps the last
 weights. ``selection="validation"`` carves ``validation_fraction`` of the k shots (at least one image) as a
 validation set when ``k >= min_shots_for_validation`` (default 50, so 100-shot runs validate on 20 images
 and train on 80), keeps the epoch with the best validation aesthetic SRCC, and falls back to ``"last"``

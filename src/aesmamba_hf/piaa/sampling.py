@@ -34,7 +34,7 @@ class PIAAConfig:
         test_size: cap the user's test set to a fixed seeded subset of this many rows (paper: 50).
         min_test_rows: users with fewer test rows are not eligible.
 
-    Fine-tuning (the authors' per-user recipe, spec §9.3, except selection):
+    Fine-tuning (the authors' per-user recipe, except selection):
         tune: ``"all"``, ``"fusion_heads"`` or ``"heads"``.
         epochs, batch_size, learning_rate, adam_betas, weight_decay, adam_epsilon, min_learning_rate.
         cosine_period_epochs: ``T_max`` of the per-epoch cosine (``None``: the run length; authors: 5).

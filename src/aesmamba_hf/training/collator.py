@@ -3,7 +3,8 @@
 Rows follow the schema of :mod:`aesmamba_hf.data` (``image``, ``labels``, ``class_labels``, and ``comment``
 for M or ``user`` for P). Images are decoded and transformed here, lazily, in the DataLoader workers: the
 collator of the training split applies the random flip/crop augmentation (``train=True``), the one of the
-evaluation splits the deterministic resize (spec §10).
+evaluation splits the deterministic resize to
+224×224 (bicubic, no crop).
 """
 
 from __future__ import annotations

@@ -1,10 +1,10 @@
-"""Training recipes: one JSON-serialisable :class:`TrainConfig` per run, and the authors' set-ups (spec §10).
+"""Training recipes: one JSON-serialisable :class:`TrainConfig` per run, and the authors' set-ups.
 
 A recipe says *what* to train (task, dataset, starting point), *on which data* (root, validation carve,
 seed) and *how* (batch, AdamW, cosine schedule, epochs). The shipped recipes live next to this module in
 ``recipes/*.json`` and reproduce the authors' optimisation settings; they differ from the released scripts
 in one deliberate way: the best checkpoint is chosen on a validation split carved from train, never on test
-(spec §15.11).
+(the released scripts keep the epoch with the best test PLCC or SRCC).
 
 >>> cfg = load_recipe("v-ava", data_root="/data/AVA", output_dir="runs/v-ava")
 >>> cfg.learning_rate, cfg.batch_size, cfg.epochs
@@ -42,7 +42,8 @@ class TrainConfig:
             ``{"classification_loss": "bce_as_released"}``).
         tiny: use ``AesMambaConfig.tiny`` (smoke tests and examples without real compute).
         vision_checkpoint: VMamba ImageNet checkpoint (``.pth``) to initialise the image encoder, as the
-            authors do (spec §2.5). Ignored when ``model`` already has weights.
+            authors do (Vanilla-VMamba-T on ImageNet-1K, ``vssmtiny_dp01_ckpt_epoch_292.pth``). Ignored
+            when ``model`` already has weights.
         text_model: BERT weights (folder or Hub id) to initialise the text encoder of M/P.
         tokenizer: tokenizer of M/P (default: ``text_model``, else ``google-bert/bert-base-uncased``).
         scan_backend: selective-scan backend to train with (``None``: the config's, ``"auto"``).
