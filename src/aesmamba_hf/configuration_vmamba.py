@@ -1,4 +1,4 @@
-"""Configuration of the VMamba v0 ("Vanilla-VMamba-T") image encoder used by AesMamba (spec §2.1)."""
+"""Configuration of the VMamba v0 ("Vanilla-VMamba-T") image encoder used by AesMamba."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Image loading and preprocessing for AesMamba (spec §10), PIL/NumPy backend (no torchvision).
+"""Image loading and preprocessing for AesMamba (the authors' transforms), PIL/NumPy backend (no torchvision).
 
 * eval: resize to 224×224 (bicubic, aspect ratio not kept) → [0, 1] → normalize;
 * train (``do_augment=True`` or ``train=True``): resize to 256×256 (bicubic) → random horizontal flip
@@ -233,7 +233,7 @@ class AesMambaImageProcessorKwargs(ImagesKwargs, total=False):
 
 
 class AesMambaImageProcessor(PilBackend):
-    r"""AesMamba image processor (PIL/NumPy backend; spec §10).
+    r"""AesMamba image processor (PIL/NumPy backend; the authors' transforms).
 
     ``processor(images)`` gives the evaluation transform; ``processor(images, train=True)`` (or
     ``do_augment=True``) the training augmentation. ``images`` may be paths, PIL images, HWC uint8 arrays or

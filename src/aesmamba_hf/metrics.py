@@ -1,4 +1,4 @@
-"""Evaluation metrics of image aesthetic assessment (spec §7.5) and a ``Trainer`` ``compute_metrics``.
+"""The evaluation metrics the AesMamba authors report, and a ``Trainer`` ``compute_metrics``.
 
 Plain NumPy/SciPy functions on predicted and target scores:
 
@@ -183,7 +183,7 @@ def finite_mean(values: Iterable[float]) -> float:
 def compute_grouped_metrics(
     scores: ArrayLike, labels: ArrayLike, groups: Sequence[Any], **kwargs: Any
 ) -> dict[str, float]:
-    """Metrics computed within each group (e.g. each PARA user, spec §9.3) and averaged over groups.
+    """Metrics computed within each group (e.g. each PARA user, as PIAA is reported) and averaged over groups.
 
     Returns the per-group means of :func:`compute_aesthetic_metrics` keys plus ``num_groups``. A group where a
     metric is undefined (a correlation over constant scores or labels, e.g. a user who gave every test image the

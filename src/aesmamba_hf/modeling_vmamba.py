@@ -1,4 +1,4 @@
-"""VMamba v0 ("Vanilla-VMamba-T"): patch embed → 4 stages of VSS blocks (SS2D) → LN → mean pool (spec §2).
+"""VMamba v0 ("Vanilla-VMamba-T"): patch embed → 4 stages of VSS blocks (SS2D) → LN → mean pool.
 
 Activations are channels-last ``(batch, H, W, C)`` between modules, as in the original.
 
@@ -101,7 +101,7 @@ class VMambaPatchMerging(nn.Module):
 
 
 class SS2D(nn.Module):
-    """2-D selective scan (spec §2.3): in_proj → dwconv+SiLU → 4-direction S6 → LN · SiLU(z) → out_proj."""
+    """2-D selective scan: in_proj → dwconv+SiLU → 4-direction S6 → LN · SiLU(z) → out_proj."""
 
     def __init__(self, config: VMambaConfig, dim: int):
         super().__init__()

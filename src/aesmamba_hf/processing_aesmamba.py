@@ -1,7 +1,8 @@
 """AesMambaProcessor: image processor + (for M/P) BERT tokenizer + the text settings of the variant.
 
 * V, F: images only (the processor has no tokenizer; ``tokenizer=None`` saves and loads).
-* M: ``comments=`` — cleaned with the authors' rule (spec §3) when ``clean_comments`` is on (M configs).
+* M: ``comments=`` — cleaned with the authors' rule (:func:`~aesmamba_hf.prompts.clean_comment`) when
+  ``clean_comments`` is on (M configs).
 * P: ``users=`` — :class:`~aesmamba_hf.prompts.UserProfile` (or a dict / JSON path) turned into a Subject
   Multi-character Prompt with ``prompt_characters`` / ``fix_prompt_spacing``.
 
@@ -51,7 +52,8 @@ class AesMambaProcessor(ProcessorMixin):
     Args:
         image_processor: an :class:`AesMambaImageProcessor` (a default one if ``None``).
         tokenizer: a BERT tokenizer for M/P variants, ``None`` for image-only variants.
-        clean_comments: apply the authors' comment cleaning (spec §3) to ``comments`` (on for M variants).
+        clean_comments: apply the authors' comment cleaning (:func:`~aesmamba_hf.prompts.clean_comment`) to
+            ``comments`` (on for M variants).
         max_comment_words: word limit of the cleaning (200, as released).
         prompt_characters: which user characters the SMP prompt contains (``None``: the released P prompt's
             characters; ``"all"``; or a list, see :func:`~aesmamba_hf.prompts.build_prompt`).

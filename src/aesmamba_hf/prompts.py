@@ -1,6 +1,6 @@
 """Text inputs of the multimodal variants: Subject Multi-character Prompts (SMP, P) and comment cleaning (M).
 
-SMP (spec §9.1, paper §3.5): a user's characters are written into a fixed English template that BERT reads.
+SMP (paper §3.5): a user's characters are written into a fixed English template that BERT reads.
 :func:`build_prompt` reproduces the authors' prompt byte for byte by default, including the missing space
 after the Big-Five sentence and Python ``str()`` formatting of the values (``7`` for integers, ``7.0`` for
 floats), and extends it to any subset or extension of characters.
@@ -369,7 +369,7 @@ _MULTI_WHITESPACE = re.compile(r"\s{2,}")
 
 
 def clean_comment(text: Any, max_words: Optional[int] = 200) -> str:
-    """Comment preprocessing of AesMamba-M (spec §3).
+    """Comment preprocessing of AesMamba-M, as in the authors' dataset classes.
 
     1. each of ``[ ] ( ) ' " * # : ~`` becomes a space; 2. the two characters backslash + ``n`` (as stored in
     the CSVs' list reprs) become a space; 3. runs of two or more whitespace characters become one space;

@@ -1,6 +1,6 @@
 """Selective scan (Mamba S6) and the VMamba 2-D cross scan, with interchangeable backends.
 
-One signature, several backends (spec §2.3 step 5):
+One signature (mamba-ssm's ``selective_scan_fn``, B/C grouped per scan direction), several backends:
 
 * ``"reference"`` – sequential loop over time; the test oracle (float64-capable, slow).
 * ``"chunked"``   – pure PyTorch, chunk-parallel in log space; safe for any decay (no overflow, no NaN).
@@ -203,7 +203,7 @@ def selective_scan_fn(
 
 
 # --------------------------------------------------------------------------------------------------
-# VMamba SS2D: four-direction cross scan → selective scan → cross merge (spec §2.3 steps 3-7)
+# VMamba SS2D: four-direction cross scan → selective scan → cross merge
 # --------------------------------------------------------------------------------------------------
 
 

@@ -523,7 +523,7 @@ def _identity_map(n_dirs: int, length: int) -> torch.Tensor:
 @lru_cache(maxsize=64)
 def _cross_map(height: int, width: int) -> torch.Tensor:
     """Step → row-major position for VMamba's four directions: rows, columns, rows reversed, columns
-    reversed (spec §2.3 step 3)."""
+    reversed."""
     with torch.inference_mode(False):  # cached across calls: never an inference tensor
         rows = torch.arange(height * width, dtype=torch.int64)
         cols = torch.arange(height * width, dtype=torch.int64).view(height, width).t().reshape(-1)
@@ -652,7 +652,7 @@ def fused_selective_scan(
 
 
 # --------------------------------------------------------------------------------------------------
-# VMamba 2-D cross selective scan (spec §2.3 steps 3-7), fused
+# VMamba 2-D cross selective scan (cross scan → scan → cross merge), fused
 # --------------------------------------------------------------------------------------------------
 
 

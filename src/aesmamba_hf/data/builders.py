@@ -10,7 +10,7 @@ image_id        string               AVA/Photo.Net id, TAD66K/AADB file name, PA
 labels          list<float64>        AVA (10) / Photo.Net (7): vote counts for scores 1..K;
                                      PARA-V, AADB, TAD66K: ``[score]``; PARA-F: the 9 GIAA attribute
                                      means; PARA-P: the 9 per-user scores (``PARA_ATTRIBUTES`` order)
-class_labels    list<int64>          one scale class per head by the dataset rule (spec §6); -1 if NaN
+class_labels    list<int64>          one scale class per head by the dataset rule (DatasetSpec); -1 if NaN
 score           float64              mean score (expected score of the votes; aesthetic for PARA)
 split           string               ``train`` / ``validation`` / ``test``
 source          string               ``<label file relative to root>:<line>``, named in error reports
@@ -368,7 +368,7 @@ def build_ava(
     ``labels`` are the 10 vote counts, ``score`` their mean, class = clip(floor(mean) - 1, 0, 6).
     With ``captions=True`` the rows and split come from ``root/captions/{train,test}.csv`` (columns
     ``index``, ``comment``); ``comment_mode="raw"`` stores the comment field verbatim (the list repr the
-    processor's cleaning expects, spec §3), ``"joined"`` stores the comments joined by spaces.
+    processor's cleaning expects), ``"joined"`` stores the comments joined by spaces.
     """
     root = Path(root)
     spec = get_dataset_spec("AVA")
@@ -417,7 +417,7 @@ def build_photonet(
     seed: int = 0,
     comment_mode: CommentMode = "raw",
 ) -> Dataset:
-    """Photo.Net from ``root/{train,test}.csv`` (``index, comment, label, score, class``; spec §12).
+    """Photo.Net from ``root/{train,test}.csv`` (columns ``index, comment, label, score, class``).
 
     ``labels`` = the 7 vote counts of ``label``; ``score`` is recomputed from them (a disagreement with
     the CSV's ``score`` column is logged); class = floor(score) - 3 clipped to 0..3.
@@ -554,7 +554,7 @@ def build_para_giaa(
     """PARA GIAA from ``root/annotation/PARA-Giaa{Train,Test}.csv`` and ``root/imgs/<session>/<name>``.
 
     ``task="V"``: ``labels = [aestheticScore_mean]``, one class head. ``task="F"``: the 9 attribute means
-    of spec §8 (``PARA_ATTRIBUTES`` order) and 9 class labels, class = clip(floor(mean) - 1, 0, 3).
+    (``PARA_ATTRIBUTES`` order) and 9 class labels, class = clip(floor(mean) - 1, 0, 3).
     ``csv_path`` (optional) replaces the label file for every split.
     """
     if task not in ("V", "F"):
@@ -598,7 +598,8 @@ def build_para_giaa(
 
 
 def _json_value(value: Any) -> Any:
-    # Keep ints as ints and floats as floats: the SMP prompt prints them with str() (spec §9.1).
+    # Keep ints as ints and floats as floats: the SMP prompt prints them with str(), 7 vs 7.0, as the
+    # authors' prompt does.
     if isinstance(value, (bool, np.bool_)):
         return bool(value)
     if isinstance(value, (int, np.integer)):
@@ -628,7 +629,7 @@ def build_para_piaa(
     csv_path: PathLike | None = None,
     user_info_path: PathLike | None = None,
 ) -> Dataset:
-    """PARA PIAA from ``root/annotation/PARA-Piaa{Train,Test}.csv`` (per-user rows, spec §9.2).
+    """PARA PIAA from ``root/annotation/PARA-Piaa{Train,Test}.csv`` (one row per user and image).
 
     ``labels`` = the user's 9 attribute scores, ``user_id``, and ``user`` = JSON of the user's
     ``PARA-UserInfo.csv`` row (empty when the user has no row; validation reports it). ``users`` keeps

@@ -1,6 +1,6 @@
 """Export built datasets to Parquet with the image bytes embedded (Hub-ready, self-contained).
 
-``Dataset.to_parquet`` on a path-based ``Image()`` column stores only the path (hf-conventions §5), so
+``Dataset.to_parquet`` on a path-based ``Image()`` column stores only the path (datasets 5), so
 each batch goes through ``datasets.table.embed_table_storage`` before it is written. Embedding keeps only
 the file's base name as ``path``, so no local directory leaks into the files.
 

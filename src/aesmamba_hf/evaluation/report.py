@@ -5,7 +5,7 @@
 readable image and writes:
 
 * ``metrics.json`` — per head (``heads.<name>``) ``plcc``, ``srcc``, ``acc`` (binary accuracy, score ≤ the
-  head's threshold → 0, spec §7.5), ``mae``, ``rmse`` (+ ``emd`` r=1 for a distribution head with vote
+  head's threshold → 0), ``mae``, ``rmse`` (+ ``emd`` r=1 for a distribution head with vote
   labels), computed by :func:`aesmamba_hf.metrics.compute_aesthetic_metrics`; their ``mean`` over heads; the
   rows skipped because their image could not be read or their label is NaN/missing (``bad_images``: file,
   label source and line, reason) and the files written;

@@ -1,4 +1,4 @@
-"""Load the authors' checkpoints (spec §2.5, §11) into this package's classes.
+"""Load the authors' checkpoints into this package's classes.
 
 * ``convert_official_state_dict`` maps a flat AesMamba task checkpoint (V, M, F or P) onto
   ``AesMambaForAestheticAssessment``.
@@ -216,7 +216,7 @@ def convert_vmamba_state_dict(state_dict: Mapping[str, torch.Tensor],
 
 
 def _official_layout(config: AesMambaConfig) -> tuple[str, str]:
-    """(encoder prefix, head container prefix) of the released task checkpoints (spec §1, §11)."""
+    """(encoder prefix, head container prefix) of the released task checkpoints (flat state dicts)."""
     if config.task in ("V", "M"):
         return "img_model.", "pred_head."
     return "img_feature.", "multi_attr_pred_head."

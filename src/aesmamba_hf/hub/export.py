@@ -4,7 +4,7 @@
 
 * ``model.safetensors`` + ``config.json`` with ``auto_map`` (``AutoConfig``/``AutoModel``) and the modeling
   files copied flat, so ``AutoModel.from_pretrained(repo, trust_remote_code=True)`` works without this
-  package (hf-conventions §1); every copied file is checked: relative imports resolve inside the folder, no
+  package; every copied file is checked: relative imports resolve inside the folder, no
   absolute ``aesmamba_hf`` import, ``transformers``' ``check_imports`` passes;
 * the processor (``processor_config.json`` with its own ``auto_map``, tokenizer files for M/P);
 * ``README.md``: a model card with YAML front matter, preprocessing, per-head score ranges, metrics when a
@@ -323,7 +323,8 @@ def export_model(
         processor = processor if processor is not None else loaded_processor
 
     if any(p.dtype != torch.float32 for p in model.parameters()):
-        # hf-conventions §1: publish fp32 (from_pretrained keeps the saved dtype); leave the caller's model alone
+        # publish fp32 (from_pretrained's default dtype "auto" would keep a saved bf16/fp16); leave the
+        # caller's model alone
         model = copy.deepcopy(model).to(torch.float32)
     config = model.config
     config.random_weights = not info["trained"]  # the one mark of substituted random weights
