@@ -27,7 +27,8 @@ VARIANTS = {
     "V_TAD": ("V", "TAD66K"), "M_AVA": ("M", "AVA"), "M_PH": ("M", "PhotoNet"), "F_x": ("F", "PARA"),
     "P_x": ("P", "PARA"),
 }
-# spec §11: encoder 210 tensors; + 12 head (V), 108 heads (F), 199 BERT + 14 fusion + 12 head (M), + 72 heads (P)
+# tensors of the released checkpoints: encoder 210; + 12 head (V), 108 heads (F),
+# 199 BERT + 14 fusion + 12 head (M), + 72 heads (P)
 KEY_COUNTS = {"V": 222, "F": 318, "M": 435, "P": 495}
 BERT_BASE_POOLER = 768 * 768 + 768  # the released M/P checkpoints carry it; our models drop it by default
 POOLER = ("text_backbone.bert_model.pooler.dense.weight", "text_backbone.bert_model.pooler.dense.bias")
@@ -158,7 +159,8 @@ def _vmamba_official_names(state: dict[str, torch.Tensor], new_names: bool) -> d
     return out
 
 
-# our fusion / head module names → the authors' (spec §11.2, §11.3), written out independently of conversion.py
+# our fusion / head module names → the authors' (``adatper`` typo included), written out independently
+# of conversion.py
 _OFFICIAL_FUSION = {"to_q.": "cross_attention.to_q.", "to_kv.": "cross_attention.to_kv.",
                     "to_out.": "cross_attention.to_out.0.", "norm_image.": "norm_attn_img.",
                     "norm_text.": "norm_attn_text.", "ffn_in.": "ffn.fc1.", "ffn_out.": "ffn.fc2.",
@@ -174,7 +176,7 @@ def _swap_prefix(key: str, table: dict[str, str]) -> str:
 
 
 def official_checkpoint(model: AesMambaForAestheticAssessment) -> dict[str, torch.Tensor]:
-    """The state dict of ``model`` under the names the authors' training scripts save (spec §11)."""
+    """The state dict of ``model`` under the names the authors' training scripts save (a flat dict)."""
     task = model.config.task
     encoder, heads = ("img_model.", "pred_head.") if task in ("V", "M") else ("img_feature.", "multi_attr_pred_head.")
     vision = {k[len("aesmamba.vision_model."):]: v for k, v in model.state_dict().items()

@@ -368,7 +368,7 @@ def test_class_counts_on_real_ava_labels(tmp_path: Path):
     write_id_list(root / "test.txt", [])
     ds = build_ava(root, "train")
     assert len(ds) == 255_502
-    # spec §6.3: floor(mean) - 1 over all of AVA = [5, 533, 7443, 66075, 131248, 46895, 3255, 48];
+    # floor(mean) - 1 over all of AVA = [5, 533, 7443, 66075, 131248, 46895, 3255, 48];
     # the 7-way head merges the last two bins
     assert compute_class_counts(ds, 7) == [[5, 533, 7443, 66075, 131248, 46895, 3255 + 48]]
     # the scores agree with the package's own column, and the vectorised rule with the scalar one

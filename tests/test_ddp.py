@@ -3,7 +3,7 @@ batch split over the ranks, and an evaluation loss that is the true mean (not sc
 
 Launched with ``torchrun --nproc_per_node 2`` (``accelerate launch --multi_gpu --num_processes 2
 --num_machines 1 --mixed_precision no --dynamo_backend no`` is equivalent; ``accelerate launch --cpu`` would
-start a single process, hf-conventions §4).
+start a single process: ``--cpu`` always uses the simple launcher).
 """
 
 from __future__ import annotations

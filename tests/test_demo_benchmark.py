@@ -99,7 +99,7 @@ def test_para_giaa_layout(quick):
                 "willingnessToShare"):
         assert [f"{col}_{k}" for k in range(1, 6)] == [c for c in header if c.rsplit("_", 1)[0] == col
                                                        and c.rsplit("_", 1)[1].isdigit()]
-    assert not any(c.startswith("qualityScore_") and c[-1].isdigit() for c in header)  # mean/std only (spec §8)
+    assert not any(c.startswith("qualityScore_") and c[-1].isdigit() for c in header)  # mean/std only
     piaa = {}
     for split in ("Train", "Validation", "Test"):
         for r in _read_csv(ann / f"PARA-Piaa{split}.csv"):

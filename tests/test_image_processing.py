@@ -1,4 +1,4 @@
-"""AesMambaImageProcessor and load_image: transforms (spec §10), every PIL mode, broken files."""
+"""AesMambaImageProcessor and load_image: the authors' transforms, every PIL mode, broken files."""
 
 from __future__ import annotations
 

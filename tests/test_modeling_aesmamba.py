@@ -17,7 +17,7 @@ from aesmamba_hf import AesMambaConfig, AesMambaForAestheticAssessment, AesMamba
 from aesmamba_hf.losses import balanced_softmax_loss, bce_as_released, emd_loss, scalar_mse
 
 HUB_CONFIGS = os.path.join(os.path.dirname(__file__), "..", "hub_configs")
-OFFICIAL_COUNTS = {  # spec §5; M and P without BERT's unused pooler (590,592 parameters)
+OFFICIAL_COUNTS = {  # the released models'; M and P without BERT's unused pooler (590,592 parameters)
     "aesmamba-v-ava": 22_818_417,
     "aesmamba-v-photonet": 22_816_875,
     "aesmamba-v-para": 22_815_333,

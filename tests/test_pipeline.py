@@ -53,7 +53,7 @@ def _check_structure(result, config):
 def test_batched_results_equal_single_results(models, task, tmp_path):
     directory = models[task]
     config_json = json.loads((directory / "config.json").read_text())
-    assert "custom_pipelines" not in config_json  # would force trust_remote_code (hf-conventions §3)
+    assert "custom_pipelines" not in config_json  # forces trust_remote_code even in-package
     pipe = pipeline("image-aesthetics", model=str(directory))
     assert isinstance(pipe.processor, AesMambaProcessor)
     images = [random_image(i, size=(60 + 7 * i, 40 + 5 * i)) for i in range(4)]

@@ -19,7 +19,7 @@ from aesmamba_hf.variants import VARIANTS
 HUB_CONFIGS = Path(__file__).resolve().parents[1] / "hub_configs"
 USER = UserProfile(openness=7, conscientiousness=5, extroversion=6, agreeableness=8, neuroticism=4,
                    art_experience="proficient", photo_experience="competent", age="22-25")
-# USER's texts written out (spec §9.1; "4.My" without a space is the authors' prompt)
+# USER's texts written out ("4.My" without a space is the authors' prompt)
 BIG_FIVE = ("In the Big-Five personality traits test, my scores are as follows: Openness score is 7, "
             "conscientiousness score is 5, extroversion score is 6, agreeableness score is 8, "
             "and Neuroticism score is 4.")

@@ -1,4 +1,4 @@
-"""SMP prompts (spec §9.1), user profiles and comment cleaning (spec §3)."""
+"""SMP prompts, user profiles and comment cleaning (the authors' texts and rules)."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ USERINFO_CSV = (
     "B9x2,30-34,male,junior_college,beginner,expert,3,9,10,2,6\n"
 )
 
-# spec §9.1, written out literally for the first row above (note "...is 4.My artistic": no space)
+# the authors' prompt, written out literally for the first row above (note "...is 4.My artistic": no space)
 AUTHORS_PROMPT_A0C1 = (
     "In the Big-Five personality traits test, my scores are as follows: Openness score is 7, "
     "conscientiousness score is 5, extroversion score is 6, agreeableness score is 8, "
@@ -45,7 +45,7 @@ def test_authors_prompt_byte_for_byte_from_a_para_row(userinfo):
 
 
 def test_pandas_float_columns_print_with_a_decimal_like_the_authors(userinfo):
-    # one missing cell turns the whole column into float64; str() then prints 7.0 (spec §9.1)
+    # one missing cell turns the whole column into float64; str() then prints 7.0, as in the authors' prompt
     userinfo.loc[1, "personality-O"] = np.nan
     assert userinfo["personality-O"].dtype == np.float64
     prompt = build_prompt(UserProfile.from_para_row(userinfo.iloc[0]))

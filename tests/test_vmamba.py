@@ -1,4 +1,4 @@
-"""VMamba v0 checked against an independent per-position implementation of spec §2.2-§2.3.
+"""VMamba v0 checked against an independent per-position implementation of its 2-D selective scan.
 
 The oracle below never uses the package's cross_scan/cross_merge: it walks each of the four scan orders
 position by position (row-major, column-major, and both reversed) on a non-square map, so a transposed
@@ -25,7 +25,8 @@ def scan_orders(height: int, width: int) -> list[list[tuple[int, int]]]:
 
 
 def ss2d_core_oracle(x, x_proj_weight, dt_projs_weight, dt_projs_bias, A_logs, Ds):
-    """x (b, H, W, D) float64 → (b, H, W, D): spec §2.3 steps 3-7, one position at a time."""
+    """x (b, H, W, D) float64 → (b, H, W, D): cross scan → selective scan → cross merge, one position
+    at a time."""
     b, height, width, d = x.shape
     k_dirs, _, rank = dt_projs_weight.shape
     n_state = A_logs.shape[1]
