@@ -31,7 +31,7 @@ CHUNKED_BWD_MAX_BYTES = 2 * 2**30  # the chunked backward keeps (b, K·D, N, 32,
 
 
 def stage_inputs(batch: int, dim: int, res: int, seed: int = 0) -> list[torch.Tensor]:
-    """Random SS2D inputs with VMamba's initialisation (spec §2.4) for one stage."""
+    """Random SS2D inputs with VMamba's initialisation for one stage."""
     g = torch.Generator().manual_seed(seed)
     d_inner, rank = 2 * dim, math.ceil(dim / 16)
     x = torch.nn.functional.silu(torch.randn(batch, res, res, d_inner, generator=g))

@@ -1,4 +1,4 @@
-"""Personalised AesMamba-P on PARA: a generic P model, then one fine-tuned model per user (spec §9.3).
+"""Personalised AesMamba-P on PARA: a generic P model, then one fine-tuned model per user.
 
     # stage 1 (once): all PARA-PiaaTrain users
     python examples/train_p_para.py /data/PARA --stage generic --text-model google-bert/bert-base-uncased

@@ -1,4 +1,4 @@
-"""Train AesMamba-V on AVA with the authors' recipe (spec §10), from Python.
+"""Train AesMamba-V on AVA with the authors' recipe, from Python.
 
     python examples/train_v_ava.py /data/AVA --vision-checkpoint vssmtiny_dp01_ckpt_epoch_292.pth
     python examples/train_v_ava.py /data/AVA --smoke            # tiny model, 20 steps: checks the pipeline

@@ -81,7 +81,7 @@ CAST_HUES = {  # RGB offset direction of each colour cast
 }
 FINAL_JPEG_QUALITY = 92
 
-GIAA_HIST_BINS = {  # per-bin rater-count columns of the GIAA CSVs (quality has mean/std only, spec §8)
+GIAA_HIST_BINS = {  # per-bin rater-count columns of the GIAA CSVs (quality has mean/std only)
     "aestheticScore": tuple(f"{v:.1f}" for v in np.arange(1.0, 5.01, 0.5)),
     **{c: tuple(str(v) for v in range(1, 6)) for c in (
         "compositionScore", "colorScore", "dofScore", "lightScore", "contentScore", "contentPreference",
@@ -873,7 +873,7 @@ def generate_benchmark(
             comments.append(_comment(comment_rng, fac, r["edits"].cast_hue, r["semantic"], sens,
                                      float(votes10[i, c]), r["semantic"] in ("landscape", "sky")))
         mean10 = float(np.dot(counts, np.arange(1, 11)) / counts.sum())
-        cls = int(min(max(math.floor(mean10) - 1, 0), 6))  # spec §6.3 AVA rule
+        cls = int(min(max(math.floor(mean10) - 1, 0), 6))  # AVA's class rule, clip(floor(mean) - 1, 0, 6)
         captions[r["split"]].append([r["image_id"], repr(comments), _fmt(mean10), cls])
     (ava / "captions").mkdir(parents=True, exist_ok=True)
     (ava / "AVA.txt").write_text("\n".join(ava_lines) + "\n", encoding="utf-8")
