@@ -382,9 +382,16 @@ def test_corrupt_newest_checkpoint_falls_back_with_a_warning(models, tmp_path):
 
 
 def test_output_locations_are_refused_before_the_model_loads(tmp_path, capsys, monkeypatch):
+    import aesmamba_hf.hub.export as hub_export
     import aesmamba_hf.inference.loading as loading
+    import aesmamba_hf.piaa.protocol as piaa_protocol
 
-    monkeypatch.setattr(loading, "load_model", lambda *a, **k: pytest.fail("model loaded before the check"))
+    def fail(*args, **kwargs):
+        pytest.fail("model loaded before the check")
+
+    # every module that binds the loader by name at import (imported above, so no module keeps the fake)
+    for module in (loading, hub_export, piaa_protocol):
+        monkeypatch.setattr(module, "load_model", fail)
     image = tmp_path / "photo.png"
     random_image(0).save(image)
     a_file = tmp_path / "file.txt"

@@ -237,3 +237,35 @@ def test_model_card_renders_piaa_summary():
     # an untrained export never shows metrics
     untrained = str(build_model_card(AesMambaConfig.tiny("P"), trained=False, metrics=summary))
     assert "0.7491" not in untrained and "UNTRAINED MODEL" in untrained
+
+
+IMAGE_ONLY_SCRIPT = REMOTE_SCRIPT.split("folder, image, user")[0] + r"""
+folder, image = sys.argv[1], sys.argv[2]
+model = AutoModel.from_pretrained(folder, trust_remote_code=True).eval()
+processor = AutoProcessor.from_pretrained(folder, trust_remote_code=True)
+with torch.no_grad():
+    scores = model(**processor(images=[image], return_tensors="pt")).scores
+print(json.dumps({"processor": type(processor.image_processor).__module__, "scores": scores.tolist()}))
+"""
+
+
+def test_image_only_export_loads_its_processor_without_the_package(tmp_path):
+    """V/F processors carry no tokenizer: the nested image processor must name its remote class itself."""
+    from aesmamba_hf.hub import export_model
+
+    config = AesMambaConfig.tiny("F")
+    config.architectures = ["AesMambaForAestheticAssessment"]
+    model = AesMambaForAestheticAssessment(config).eval()
+    result = export_model(model, tmp_path / "f")
+    image = tmp_path / "photo.png"
+    Image.fromarray(np.random.default_rng(1).integers(0, 256, (30, 44, 3), dtype=np.uint8)).save(image)
+    env = {**os.environ, "HF_HOME": str(tmp_path / "hf_home"), "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run([sys.executable, "-c", IMAGE_ONLY_SCRIPT, str(result.path), str(image)],
+                          capture_output=True, text=True, env=env, cwd=tmp_path, timeout=240)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    remote = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert remote["processor"].startswith("transformers_modules.")
+    from aesmamba_hf.inference.loading import load_model
+
+    local = load_model(result.path).predictor().predict(str(image))[0]
+    np.testing.assert_allclose(remote["scores"][0], [h["score"] for h in local["heads"].values()], rtol=1e-5)

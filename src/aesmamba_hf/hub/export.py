@@ -253,7 +253,13 @@ def _save_processor(processor: Any, folder: Path) -> None:
             if "auto_map" not in data:  # image-only processors are saved without ProcessorMixin's code copy
                 custom_object_save(processor, folder, config=data)
                 custom_object_save(processor.image_processor, folder)
-                atomic_write_text(config_path, json.dumps(data, indent=2, sort_keys=True) + "\n")
+            # the nested image-processor entry names its class too: without the package installed, nothing
+            # else registers AesMambaImageProcessor with AutoImageProcessor
+            if isinstance(data.get("image_processor"), dict):
+                module = type(processor.image_processor).__module__.rsplit(".", 1)[-1]
+                data["image_processor"]["auto_map"] = {
+                    "AutoImageProcessor": f"{module}.{type(processor.image_processor).__name__}"}
+            atomic_write_text(config_path, json.dumps(data, indent=2, sort_keys=True) + "\n")
 
 
 # ----------------------------------------------------------------------------------------------------------
