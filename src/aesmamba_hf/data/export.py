@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Mapping
 from pathlib import Path
 
 import pyarrow as pa
@@ -93,7 +94,7 @@ def _card(splits: dict[str, int], features_doc: str) -> str:
 
 
 def export_parquet(
-    dataset: Dataset | DatasetDict,
+    dataset: Dataset | DatasetDict | Mapping[str, Dataset],
     output_dir: str | os.PathLike,
     *,
     split: str | None = None,
@@ -102,9 +103,10 @@ def export_parquet(
     write_card: bool = True,
 ) -> dict[str, list[Path]]:
     """Export one split (``split`` defaults to ``dataset.split`` or ``train``) or every split of a
-    ``DatasetDict``; returns ``{split: [parquet files]}``. Validate first: a missing image file raises.
+    ``DatasetDict`` (or a plain ``{split: Dataset}`` dict); returns ``{split: [parquet files]}``. Validate
+    first: a missing image file raises.
     """
-    if isinstance(dataset, DatasetDict):
+    if isinstance(dataset, (DatasetDict, Mapping)):
         parts = dict(dataset.items())
     else:
         parts = {split or (str(dataset.split) if dataset.split is not None else "train"): dataset}
