@@ -712,16 +712,22 @@ def pipeline_stage(models_dir: Path, data: DemoData, config: DemoConfig, progres
         f = pipes["F"](paths[i])
         pa = pipes["P"](paths[i], user=user_a)
         pb = pipes["P"](paths[i], user=user_b)
-        rows.append({
-            "image": os.path.relpath(paths[i], data.ava_root), "true_ava_mean": round(float(truth[i]), 3),
-            "V": round(v["score"], 3), "M": round(m["score"], 3), "F_aesthetic": round(f["score"], 3),
-            "F_quality": round(f["heads"]["quality"]["score"], 3),
-            f"P_{user_a['userId']}": round(pa["score"], 3), f"P_{user_b['userId']}": round(pb["score"], 3),
-        })
-    header = list(rows[0])
-    widths = [max(len(h), *(len(str(r[h])) for r in rows)) for h in header]
+        scored = {"V": v, "M": m, "F_aesthetic": f, "F_quality": f["heads"]["quality"],
+                  f"P_{user_a['userId']}": pa, f"P_{user_b['userId']}": pb}
+        row: dict[str, Any] = {"image": os.path.relpath(paths[i], data.ava_root),
+                               "true_ava_mean": round(float(truth[i]), 3)}
+        row.update({column: round(result["score"], 3) for column, result in scored.items()})
+        # the heads are unconstrained regressions: a score outside its range is shown as is, and marked
+        row["out_of_range"] = [column for column, result in scored.items() if result.get("out_of_range")]
+        rows.append(row)
+    header = [h for h in rows[0] if h != "out_of_range"]
+    cells = [[f"{r[h]}*" if h in r["out_of_range"] else str(r[h]) for h in header] for r in rows]
+    widths = [max(len(h), *(len(c[j]) for c in cells)) for j, h in enumerate(header)]
     lines = ["  ".join(h.ljust(w) for h, w in zip(header, widths))]
-    lines += ["  ".join(str(r[h]).ljust(w) for h, w in zip(header, widths)) for r in rows]
+    lines += ["  ".join(c.ljust(w) for c, w in zip(row_cells, widths)) for row_cells in cells]
+    if any(r["out_of_range"] for r in rows):
+        lines.append("* outside the head's score range (1-10 for V/M, 1-5 for F/P): the heads are unconstrained "
+                     "regressions and the raw output is shown, not clamped")
     for line in lines:
         progress(line)
     return {"rows": rows, "users": {"A": user_a, "B": user_b}, "table": "\n".join(lines)}
