@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from PIL import Image, ImageFile
+from PIL import Image
 from transformers import pipeline
 
 from _io_helpers import random_image, save_tiny_model
@@ -49,11 +49,6 @@ from aesmamba_hf.training.collator import AesMambaDataCollator
 from aesmamba_hf.training.trainer import CheckpointWarning, find_resumable_checkpoint
 
 ROOT = os.geteuid() == 0 if hasattr(os, "geteuid") else False
-
-
-@pytest.fixture(autouse=True)
-def _strict_pil(monkeypatch):
-    monkeypatch.setattr(ImageFile, "LOAD_TRUNCATED_IMAGES", False)
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,6 @@ import zlib
 from pathlib import Path
 
 import pytest
-from PIL import ImageFile
 from transformers import AutoModel, pipeline
 
 import aesmamba_hf.pipeline  # noqa: F401
@@ -27,11 +26,6 @@ from aesmamba_hf.cli import score as score_cli
 from aesmamba_hf.variants import ALIASES, VARIANTS, get_variant, resolve_model
 
 HUB_CONFIGS = Path(__file__).resolve().parents[1] / "hub_configs"
-
-
-@pytest.fixture(autouse=True)
-def _strict_pil(monkeypatch):
-    monkeypatch.setattr(ImageFile, "LOAD_TRUNCATED_IMAGES", False)
 
 
 @pytest.fixture(scope="module")
