@@ -229,3 +229,25 @@ def test_float_images_follow_one_range_rule(tmp_path):
                                                                                                      rel=1e-6)
     with pytest.raises(ValueError, match=r"\[0, 1\] \(scaled\) or \[0, 255\]"):
         scorer_pipe(pixels.astype(np.float32) * 2.0 - 300.0)
+
+
+def test_scoring_leaves_the_callers_model_as_it_was(photos, tmp_path):
+    """A predictor used mid-training, a scorer inside a trained module and an export touch nothing of the
+    caller's model (mode, config)."""
+    from aesmamba_hf import AesMambaConfig, AesMambaForAestheticAssessment
+    from aesmamba_hf.hub import export_model
+    from aesmamba_hf.inference.loading import load_processor_for_config
+    from aesmamba_hf.inference.scorer import AestheticScorer
+
+    config = AesMambaConfig.tiny("V")
+    config.architectures = ["AesMambaForAestheticAssessment"]
+    model = AesMambaForAestheticAssessment(config).train()
+    processor = load_processor_for_config(config)
+    Predictor(model, processor).predict(photos[:2])
+    assert model.training and model.aesmamba.vision_model.training
+    export_model(model, tmp_path / "export")
+    assert model.config.random_weights is False and not hasattr(model.config, "untrained")
+    assert json.loads((tmp_path / "export" / "config.json").read_text())["random_weights"] is False
+    scorer = AestheticScorer(AesMambaForAestheticAssessment(config), processor)
+    outer = torch.nn.ModuleDict({"judge": scorer}).train()  # e.g. a generator trained with the scorer as loss
+    assert outer.training and not scorer.model.training

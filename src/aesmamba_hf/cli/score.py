@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import warnings
 from typing import Any
 
 from ..inference.files import IMAGE_EXTENSIONS, find_comment, iter_image_files, load_comments
@@ -109,14 +110,16 @@ def _summarise(args: argparse.Namespace, scored: int, failures: list, existing: 
 def run(args: argparse.Namespace) -> int:
     from tqdm.auto import tqdm
 
-    from ..inference.loading import ModelLoadError, load_model
+    from ..inference.loading import LoaderWarning, ModelLoadError, load_model
     from ..inference.predictor import Predictor
 
     if args.batch_size < 1:
         return _fail("--batch-size must be >= 1")
     try:
         _check_output(args.output)
-        loaded = load_model(args.model, device=args.device, allow_random=args.random_weights)
+        with warnings.catch_warnings():  # the notes are printed once, below, not also as Python warnings
+            warnings.simplefilter("ignore", LoaderWarning)
+            loaded = load_model(args.model, device=args.device, allow_random=args.random_weights)
     except (ValueError, ModelLoadError) as err:
         return _fail(str(err))
     for note in loaded.notes:
@@ -166,6 +169,7 @@ def run(args: argparse.Namespace) -> int:
             progress.update(len(batch))
     finally:
         progress.close()
+        predictor.close()
     _summarise(args, scored, failures, existing, comments, matched)
     return 0
 

@@ -333,24 +333,36 @@ def export_model(
         # caller's model alone
         model = copy.deepcopy(model).to(torch.float32)
     config = model.config
-    config.random_weights = not info["trained"]  # the one mark of substituted random weights
-    if hasattr(config, "untrained"):
-        del config.untrained  # the older mark, replaced by random_weights
     card_metrics = _read_metrics(metrics)  # before writing anything
+    # the saved config carries the one mark of substituted random weights (and drops the older `untrained`);
+    # the caller's in-memory config is set back afterwards
+    saved_mark, legacy = getattr(config, "random_weights", False), config.__dict__.pop("untrained", None)
+    config.random_weights = not info["trained"]
     # built under a .partial-* sibling and renamed at the end: a failure or kill midway leaves no half folder
-    with atomic_output_dir(out, overwrite=True) as staging:
-        model.save_pretrained(staging)
-        _copy_missing_modules(staging)
-        _save_processor(processor, staging)
-        _copy_missing_modules(staging)
-        check_remote_code(staging)
-        card = build_model_card(config, processor, repo_id=repo_id, trained=info["trained"],
-                                weights_origin=info.get("weights_origin", ""), metrics=card_metrics,
-                                license=license)
-        atomic_write_text(staging / "README.md", str(card))
+    try:
+        with atomic_output_dir(out, overwrite=True) as staging:
+            _write_export(model, processor, staging, config, info, repo_id, card_metrics, license)
+    finally:
+        config.random_weights = saved_mark
+        if legacy is not None:
+            config.untrained = legacy
     files = sorted(p.name for p in out.iterdir() if p.is_file())
     return ExportResult(path=out, source=info["source"], variant=info["variant"], trained=info["trained"],
                         weights_origin=info.get("weights_origin", ""), files=files)
+
+
+def _write_export(model: Any, processor: Any, staging: Path, config: AesMambaConfig, info: dict[str, Any],
+                  repo_id: Optional[str], card_metrics: Optional[dict[str, Any]], license: str) -> None:
+    """Weights, remote code, processor and card into the staging folder of :func:`export_model`."""
+    model.save_pretrained(staging)
+    _copy_missing_modules(staging)
+    _save_processor(processor, staging)
+    _copy_missing_modules(staging)
+    check_remote_code(staging)
+    card = build_model_card(config, processor, repo_id=repo_id, trained=info["trained"],
+                            weights_origin=info.get("weights_origin", ""), metrics=card_metrics,
+                            license=license)
+    atomic_write_text(staging / "README.md", str(card))
 
 
 __all__ = ["ExportError", "ExportResult", "check_remote_code", "export_model", "load_export_source"]

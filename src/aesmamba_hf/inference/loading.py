@@ -166,7 +166,8 @@ def load_processor_for_config(config: AesMambaConfig, notes: Optional[list[str]]
     preprocessing of its dataset and, for M/P, the default tokenizer by the rule above."""
     processor = default_processor_for_config(config)
     if config.uses_text:
-        processor.tokenizer = _tokenizer_for(None, config, f"the task-{config.task} model", notes or [])
+        processor.tokenizer = _tokenizer_for(None, config, f"the task-{config.task} model",
+                                             notes if notes is not None else [])
     return processor
 
 

@@ -36,7 +36,13 @@ import torch
 from PIL import Image
 from transformers import Pipeline
 
-from .loading import LoaderWarning, has_random_weights, load_processor, random_weights_banner
+from .loading import (
+    LoaderWarning,
+    has_random_weights,
+    load_processor,
+    load_processor_for_config,
+    random_weights_banner,
+)
 from .predictor import Predictor, format_predictions
 
 TASK_NAME = "image-aesthetics"
@@ -69,11 +75,11 @@ class ImageAestheticsPipeline(Pipeline):
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
         config = self.model.config
-        source = getattr(self.model, "name_or_path", "") or "the model"
+        source = getattr(self.model, "name_or_path", "") or None  # None: a model built in memory
         if self.processor is None or (config.uses_text and getattr(self.processor, "tokenizer", None) is None):
-            self.processor = load_processor(source, config)
-        if has_random_weights(config, source if source != "the model" else None):
-            warnings.warn(random_weights_banner(source), LoaderWarning, stacklevel=2)
+            self.processor = load_processor(source, config) if source else load_processor_for_config(config)
+        if has_random_weights(config, source if source and os.path.isdir(source) else None):
+            warnings.warn(random_weights_banner(source or "the model"), LoaderWarning, stacklevel=2)
         self.predictor = Predictor(self.model, self.processor)
         # pad_collate_fn (batching) reads these two
         self.image_processor = self.processor.image_processor

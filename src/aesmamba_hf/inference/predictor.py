@@ -83,7 +83,7 @@ class Predictor:
         model: an ``AesMambaForAestheticAssessment`` (put in eval mode here).
         processor: its ``AesMambaProcessor``.
         batch_size: examples per forward pass.
-        device: where the model runs (default: where its parameters are).
+        device: move the model there first (default: leave it where its parameters are).
         decode_workers: threads decoding images (0: decode in the calling thread).
     """
 
@@ -91,13 +91,11 @@ class Predictor:
                  device: Union[str, torch.device, None] = None, decode_workers: int = 0):
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-        self.model = model.eval()
+        self.model = model if device is None else model.to(device)
         self.processor = processor
         self.batch_size = int(batch_size)
-        self.device = torch.device(device) if device is not None else next(model.parameters()).device
-        if device is not None:
-            self.model.to(self.device)
         self.decode_workers = int(decode_workers)
+        self._pool: Optional[ThreadPoolExecutor] = None
         self.task = Task.parse(model.config.task)
         self._image_only = AesMambaDataCollator(processor, train=False, text_source=None, with_labels=False)
         self._with_text = (AesMambaDataCollator(processor, train=False, text_source=self.task.text_input,
@@ -108,6 +106,11 @@ class Predictor:
     def config(self) -> Any:
         return self.model.config
 
+    @property
+    def device(self) -> torch.device:
+        """Where the model is now (inputs follow it)."""
+        return next(self.model.parameters()).device
+
     # -- one forward pass ----------------------------------------------------------------------------
 
     @torch.no_grad()
@@ -116,7 +119,12 @@ class Predictor:
         batch = {k: v.to(self.device) for k, v in inputs.items() if k in MODEL_INPUTS}
         if "pixel_values" in batch:
             batch["pixel_values"] = batch["pixel_values"].to(next(self.model.parameters()).dtype)
-        outputs = self.model(**batch)
+        was_training = self.model.training  # scoring in the middle of a training loop leaves its mode alone
+        self.model.eval()
+        try:
+            outputs = self.model(**batch)
+        finally:
+            self.model.train(was_training)
         return {"scores": outputs.scores, "distribution": outputs.distribution,
                 "class_logits": outputs.class_logits}
 
@@ -170,46 +178,51 @@ class Predictor:
 
     def predict_examples(self, examples: Sequence[Mapping[str, Any]]) -> Predictions:
         """Scores of every example (see the module docstring for the rules)."""
-        n, heads = len(examples), self.config.num_heads
-        dist_head = self.config.distribution_head
-        scores = np.full((n, heads), np.nan, dtype=np.float32)
-        distribution = np.full((n, dist_head["num_bins"]), np.nan, dtype=np.float32) if dist_head else None
-        class_logits: Optional[np.ndarray] = None
-        errors: dict[int, str] = {}
-        used_text = [False] * n
-        pool = ThreadPoolExecutor(self.decode_workers) if self.decode_workers > 0 else None
+        n, dist_head = len(examples), self.config.distribution_head
+        result = Predictions(np.full((n, self.config.num_heads), np.nan, dtype=np.float32),
+                             np.full((n, dist_head["num_bins"]), np.nan, dtype=np.float32) if dist_head else None,
+                             None, {}, [False] * n)
+        for start in range(0, n, self.batch_size):
+            rows = self._open(examples[start : start + self.batch_size], start, self._decoder_pool(), result.errors)
+            groups: dict[bool, list] = {True: [], False: []}
+            for index, row in rows:
+                groups[self._with_text is not None and _has_text(row, self.task)].append((index, row))
+            for with_text, group in groups.items():
+                if group:
+                    self._score_group(group, with_text, result)
+        return result
+
+    def _score_group(self, group: list[tuple[int, dict[str, Any]]], with_text: bool, result: Predictions) -> None:
+        """One forward pass over examples that all have text, or all have none; fills ``result`` in place."""
         try:
-            for start in range(0, n, self.batch_size):
-                rows = self._open(examples[start : start + self.batch_size], start, pool, errors)
-                groups = {True: [], False: []}
-                for index, row in rows:
-                    with_text = self._with_text is not None and _has_text(row, self.task)
-                    groups[with_text].append((index, row))
-                for with_text, group in groups.items():
-                    if not group:
-                        continue
-                    try:
-                        indices, encoded = self._encode(group, with_text, errors)
-                    except (ValueError, TypeError, ImageLoadError) as err:
-                        errors[group[0][0]] = f"{err}"
-                        continue
-                    if not indices:
-                        continue
-                    out = self.forward(encoded)
-                    scores[indices] = out["scores"].float().cpu().numpy()
-                    if distribution is not None and out["distribution"] is not None:
-                        distribution[indices] = out["distribution"].float().cpu().numpy()
-                    if out["class_logits"] is not None:
-                        logits = out["class_logits"].float().cpu().numpy()
-                        if class_logits is None:
-                            class_logits = np.full((n, *logits.shape[1:]), np.nan, dtype=np.float32)
-                        class_logits[indices] = logits
-                    for i in indices:
-                        used_text[i] = with_text
-        finally:
-            if pool is not None:
-                pool.shutdown(wait=True)
-        return Predictions(scores, distribution, class_logits, errors, used_text)
+            indices, encoded = self._encode(group, with_text, result.errors)
+        except (ValueError, TypeError, ImageLoadError) as err:
+            result.errors[group[0][0]] = f"{err}"
+            return
+        if not indices:
+            return
+        out = {k: None if v is None else v.float().cpu().numpy() for k, v in self.forward(encoded).items()}
+        result.scores[indices] = out["scores"]
+        if result.distribution is not None and out["distribution"] is not None:
+            result.distribution[indices] = out["distribution"]
+        if out["class_logits"] is not None:
+            if result.class_logits is None:
+                result.class_logits = np.full((len(result.scores), *out["class_logits"].shape[1:]), np.nan,
+                                              dtype=np.float32)
+            result.class_logits[indices] = out["class_logits"]
+        for i in indices:
+            result.used_text[i] = with_text
+
+    def _decoder_pool(self) -> Optional[ThreadPoolExecutor]:
+        """Threads decoding images, kept across calls (``close()`` ends them)."""
+        if self.decode_workers > 0 and self._pool is None:
+            self._pool = ThreadPoolExecutor(self.decode_workers, thread_name_prefix="aesmamba-decode")
+        return self._pool
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None
 
     def predict(self, images: Any, *, comments: Any = None, users: Any = None,
                 decimals: Optional[int] = None) -> list[dict[str, Any]]:

@@ -32,7 +32,8 @@ from .predictor import Predictor, examples_from, overall_head_index
 
 
 class AestheticScorer(nn.Module):
-    """A frozen AesMamba model returning one score per image (see the module docstring).
+    """A frozen AesMamba model returning one score per image (see the module docstring). The wrapped model is
+    frozen in place (``requires_grad=False``, eval mode): pass a copy to keep training the original.
 
     Attributes:
         score_range: (low, high) of the selected head, from the config.
@@ -67,6 +68,13 @@ class AestheticScorer(nn.Module):
         self.register_buffer("std", torch.tensor(image_processor.image_std, dtype=torch.float32).view(1, 3, 1, 1),
                              persistent=False)
         self.predictor = Predictor(self.model, processor)
+
+    def train(self, mode: bool = True) -> AestheticScorer:
+        """The scorer stays a frozen, deterministic judge: an enclosing ``.train()`` (a generator trained with it
+        as its loss) leaves the wrapped model in eval mode (no dropout, no drop-path)."""
+        super().train(mode)
+        self.model.eval()
+        return self
 
     @property
     def device(self) -> torch.device:
@@ -103,12 +111,12 @@ class AestheticScorer(nn.Module):
             pixel_values = self.preprocess_tensor(images) if self.as_loss else images.to(self.device)
             if pixel_values.ndim == 3:
                 pixel_values = pixel_values.unsqueeze(0)
+            pixel_values = pixel_values.to(next(self.model.parameters()).dtype)
             text = self._text_inputs(comments, users, pixel_values.shape[0])
             with torch.enable_grad() if self.as_loss else torch.no_grad():
                 scores = self.model(pixel_values=pixel_values, **text).scores
         else:
             images = list(images) if isinstance(images, (list, tuple)) else [images]
-            self.predictor.device = self.device
             result = self.predictor.predict_examples(examples_from(images, comments, users))
             if result.errors:
                 index, reason = next(iter(result.errors.items()))

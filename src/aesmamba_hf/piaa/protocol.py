@@ -53,7 +53,7 @@ from ..inference.predictor import Predictor
 from ..io_utils import atomic_write_json, atomic_write_text, check_output_dir, json_safe
 from ..modeling_aesmamba import AesMambaForAestheticAssessment
 from ..training.collator import AesMambaDataCollator
-from ..training.finetune import fit, trainable_modules
+from ..training.finetune import fit, scan_backend_for_run, trainable_modules
 from ..training.recipes import TrainConfig
 from .report import _metric_records, _write_csv, plot_boxplot, summarize, summary_table
 from .sampling import PathLike, PIAAConfig, run_seed, sample_shots, split_validation
@@ -197,7 +197,9 @@ def run_piaa(
     bad_images: list[dict[str, str]] = []
     done: list[str] = []
     runs_path = out / "runs.jsonl"
-    with runs_path.open("w", encoding="utf-8") as runs_file:
+    # the zero-shot and tuned predictions use the protocol's scan backend too, not only the fine-tuning
+    with scan_backend_for_run(base_device_model, config.scan_backend), \
+            runs_path.open("w", encoding="utf-8") as runs_file:
         for lazy in users:
             data = lazy.decoded()
             bad_images += data.bad_images

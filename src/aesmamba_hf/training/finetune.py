@@ -49,28 +49,33 @@ def _stay_in_eval(self: nn.Module, mode: bool = True) -> nn.Module:
 @contextlib.contextmanager
 def trainable_parts(model: Any, tune: str) -> Iterator[list[nn.Parameter]]:
     """Train only the modules of ``tune`` inside the block: the others get ``requires_grad=False`` and stay in
-    eval mode even when the Trainer calls ``model.train()``; everything is restored on exit."""
+    eval mode even when the Trainer calls ``model.train()``; on exit every module's ``requires_grad`` and
+    train/eval mode are as they were. ``"all"`` trains what the caller left trainable (e.g. a text encoder
+    frozen for :func:`~aesmamba_hf.training.cached_text_encoder` stays frozen)."""
     tuned = trainable_modules(model, tune)
     if tune == "all":
         yield [p for p in model.parameters() if p.requires_grad]
         return
-    previous = {name: p.requires_grad for name, p in model.named_parameters()}
+    requires = {name: p.requires_grad for name, p in model.named_parameters()}
+    modes = {name: m.training for name, m in model.named_modules()}
     tuned_ids = {id(m) for t in tuned for m in t.modules()}
     frozen = [m for m in model.modules() if id(m) not in tuned_ids and not any(
         id(child) in tuned_ids for child in m.modules())]
-    model.requires_grad_(False)
-    for module in tuned:
-        module.requires_grad_(True)
-    for module in frozen:
-        module.train = types.MethodType(_stay_in_eval, module)
-        nn.Module.train(module, False)
     try:
+        model.requires_grad_(False)
+        for module in tuned:
+            module.requires_grad_(True)
+        for module in frozen:
+            module.train = types.MethodType(_stay_in_eval, module)
+            nn.Module.train(module, False)
         yield [p for p in model.parameters() if p.requires_grad]
     finally:
         for module in frozen:
-            del module.train  # back to the class's method
+            module.__dict__.pop("train", None)  # back to the class's method
+        for name, module in model.named_modules():
+            module.training = modes[name]
         for name, param in model.named_parameters():
-            param.requires_grad_(previous[name])
+            param.requires_grad_(requires[name])
 
 
 @contextlib.contextmanager
@@ -126,7 +131,7 @@ def fit(
         if quiet:
             trainer.remove_callback(LogToStderr)
         output = trainer.train(resume_from_checkpoint=resume_from)
-    if getattr(model.config, "random_weights", False):
+    if tune == "all" and getattr(model.config, "random_weights", False):
         model.config.random_weights = False  # trained by the user: no longer the package's random weights
     return FitResult(trainer=trainer, train_output=output)
 

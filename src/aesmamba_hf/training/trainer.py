@@ -52,7 +52,7 @@ from ..io_utils import atomic_write_json, check_output_dir
 from ..modeling_aesmamba import AesMambaForAestheticAssessment
 from ..registry import DEFAULT_TOKENIZER  # noqa: F401  (old import path)
 from .collator import AesMambaDataCollator
-from .finetune import fit
+from .finetune import fit, scan_backend_for_run
 from .recipes import TrainConfig
 
 logger = logging.getLogger(__name__)
@@ -295,7 +295,7 @@ def class_counts_per_head(dataset: Dataset) -> list[list[int]]:
 def _model_source(cfg: TrainConfig) -> tuple[str, Optional[str]]:
     """("none" | "variant" | "pretrained", value)."""
     from ..dataset_specs import get_dataset_spec
-    from ..registry import get_variant, is_variant_name
+    from ..registry import get_variant, is_variant_name, resolve_model
 
     if cfg.model is None:
         return "none", None
@@ -308,9 +308,10 @@ def _model_source(cfg: TrainConfig) -> tuple[str, Optional[str]]:
         if variant.dataset != get_dataset_spec(cfg.dataset).name:
             raise ValueError(f"model {cfg.model!r} has {variant.dataset} heads but the recipe trains on {cfg.dataset}")
         return "variant", variant.name
-    if "/" in cfg.model and not cfg.model.startswith((".", "/")):
-        return "pretrained", cfg.model  # a Hub repo id
-    raise ValueError(f"TrainConfig.model={cfg.model!r} is neither a folder, a Hub id nor a known variant")
+    try:  # the registry's rule for everything else: a Hub repo id, or a clear error
+        return "pretrained", resolve_model(cfg.model)
+    except ValueError as err:
+        raise ValueError(f"TrainConfig.model={cfg.model!r}: {err}") from err
 
 
 def _has_weights(path: str) -> bool:
@@ -737,13 +738,14 @@ def train(
     resume_from = _resolve_resume(cfg)
     if resume_from:
         logger.info("resuming from %s", resume_from)
-    fitted = fit(cfg, model, processor, splits["train"], splits["validation"], compute_metrics=compute_metrics,
-                 callbacks=callbacks, resume_from=resume_from)
-    trainer, train_output = fitted.trainer, fitted.train_output
-    validation_metrics = trainer.evaluate()
-    test_metrics = None
-    if "test" in splits:
-        test_metrics = trainer.evaluate(_lazy_images(splits["test"]), metric_key_prefix="test")
+    with scan_backend_for_run(model, cfg.scan_backend):  # the final evaluations use the run's backend too
+        fitted = fit(cfg, model, processor, splits["train"], splits["validation"],
+                     compute_metrics=compute_metrics, callbacks=callbacks, resume_from=resume_from)
+        trainer, train_output = fitted.trainer, fitted.train_output
+        validation_metrics = trainer.evaluate()
+        test_metrics = None
+        if "test" in splits:
+            test_metrics = trainer.evaluate(_lazy_images(splits["test"]), metric_key_prefix="test")
 
     # 6. final save: the selected model and its processor
     trainer.save_model(str(output_dir))
