@@ -17,9 +17,7 @@ import math
 import os
 import re
 import shutil
-import struct
 import warnings
-import zlib
 from pathlib import Path
 
 import numpy as np
@@ -28,6 +26,7 @@ import torch
 from PIL import Image
 from transformers import pipeline
 
+from _io_helpers import png_bomb as _png_bomb
 from _io_helpers import random_image, save_tiny_model
 from aesmamba_hf import AesMambaConfig, AesMambaForAestheticAssessment
 from aesmamba_hf.cli import main
@@ -67,15 +66,6 @@ def run_cli(capsys, *argv: str) -> tuple[int, str]:
 
 # ----------------------------------------------------------------------------------------------------------
 # images and file-system oddities
-
-
-def _png_bomb(path: Path) -> None:
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-    header = struct.pack(">IIBBBBB", 100_000, 100_000, 1, 0, 0, 0, 0)
-    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * 100))
-                     + chunk(b"IEND", b""))
 
 
 def _make_images(root: Path) -> dict[str, tuple[Path, str]]:

@@ -5,14 +5,13 @@ from __future__ import annotations
 import csv
 import json
 import shutil
-import struct
-import zlib
 from pathlib import Path
 
 import pytest
 from transformers import AutoModel, pipeline
 
 import aesmamba_hf.pipeline  # noqa: F401
+from _io_helpers import png_bomb as _png_bomb
 from _io_helpers import random_image, save_tiny_model
 from aesmamba_hf import (
     AesMambaConfig,
@@ -32,15 +31,6 @@ HUB_CONFIGS = Path(__file__).resolve().parents[1] / "hub_configs"
 def models(tmp_path_factory):
     root = tmp_path_factory.mktemp("cli-models")
     return {task: save_tiny_model(root / task, task) for task in "VFMP"}
-
-
-def _png_bomb(path: Path) -> None:
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-    header = struct.pack(">IIBBBBB", 100_000, 100_000, 1, 0, 0, 0, 0)
-    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * 100))
-                     + chunk(b"IEND", b""))
 
 
 @pytest.fixture
