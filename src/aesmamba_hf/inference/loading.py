@@ -203,7 +203,6 @@ def _check_folder(folder: Path) -> None:
     if not has_weights(folder):
         raise ModelLoadError(f"{folder}: config.json but no weights (model.safetensors); save the model with "
                              "save_pretrained or export it with `aesmamba export`")
-    _check_config_file(folder / "config.json")
 
 
 def _check_config_file(path: Path) -> None:

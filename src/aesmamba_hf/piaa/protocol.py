@@ -187,10 +187,9 @@ def run_piaa(
         model_name = os.fspath(model)
         loaded = load_model(model, device=device)
         base_model, processor = loaded.model, processor if processor is not None else loaded.processor
-    base_model = base_model.to(torch.float32).eval()
+    base_model = base_model.to(device=device, dtype=torch.float32).eval()
     columns = attribute_columns(base_model.config)
     train_collator = AesMambaDataCollator.for_config(base_model.config, processor, train=config.augment)
-    base_device_model = base_model.to(device)
 
     users, skipped = load_users(para_root, config)
     records: list[dict[str, Any]] = []
@@ -198,7 +197,7 @@ def run_piaa(
     done: list[str] = []
     runs_path = out / "runs.jsonl"
     # the zero-shot and tuned predictions use the protocol's scan backend too, not only the fine-tuning
-    with scan_backend_for_run(base_device_model, config.scan_backend), \
+    with scan_backend_for_run(base_model, config.scan_backend), \
             runs_path.open("w", encoding="utf-8") as runs_file:
         for lazy in users:
             data = lazy.decoded()
@@ -210,7 +209,7 @@ def run_piaa(
             test_targets = _targets(data.test_rows)
             n_test = len(data.test_rows)
             if config.zero_shot:
-                scores = predict(base_device_model, processor, data.test_rows, config.eval_batch_size)
+                scores = predict(base_model, processor, data.test_rows, config.eval_batch_size)
                 new = _metric_records(data.user, 0, 0, None, scores, test_targets, columns,
                                       {"n_train": 0, "n_val": 0, "n_test": n_test, "epochs": 0,
                                        "selection": "", "tune": ""})
@@ -230,7 +229,7 @@ def run_piaa(
                         fit_idx, val_idx = split_validation(shots, config.validation_fraction)
                         selection = "validation"
                     validation = [data.train_rows[i] for i in val_idx] if val_idx else None
-                    tuned, info = finetune(base_device_model, [data.train_rows[i] for i in fit_idx], train_collator,
+                    tuned, info = finetune(base_model, [data.train_rows[i] for i in fit_idx], train_collator,
                                            config, seed, device, validation=validation, columns=columns)
                     scores = predict(tuned, processor, data.test_rows, config.eval_batch_size)
                     del tuned

@@ -20,6 +20,7 @@ import torch
 from PIL import Image
 
 from ..image_processing_aesmamba import ImageLoadError, load_image
+from ..tasks import Task
 
 logger = logging.getLogger(__name__)
 TEXT_SOURCES = ("comment", "user")
@@ -90,7 +91,7 @@ class AesMambaDataCollator:
     @classmethod
     def for_config(cls, config: Any, processor: Any, train: bool = False, **kwargs: Any) -> AesMambaDataCollator:
         """The collator matching an ``AesMambaConfig``: comments for M, the user prompt for P."""
-        text_source = {"M": "comment", "P": "user"}.get(config.task) if config.uses_text else None
+        text_source = Task.parse(config.task).text_input if config.uses_text else None
         return cls(processor, train=train, text_source=text_source, **kwargs)
 
     def with_train(self, train: bool) -> AesMambaDataCollator:
