@@ -7,8 +7,10 @@ One signature (mamba-ssm's ``selective_scan_fn``, B/C grouped per scan direction
 * ``"mamba_ssm"`` – the CUDA kernel of ``mamba-ssm``, imported guardedly (it does not import without
   its CUDA extension, and that must never break ``import aesmamba_hf``).
 * ``"fused"``     – the fused CPU kernel (numba) in :mod:`selective_scan_cpu`, forward and backward.
-* ``"auto"``      – fused on CPU when numba is importable, mamba_ssm on CUDA when importable,
-  chunked otherwise.
+* ``"triton"``    – the Triton kernels in :mod:`selective_scan_triton` (CUDA; CPU tensors too under
+  ``TRITON_INTERPRET=1``, Triton's interpreter, for tests), forward and backward.
+* ``"auto"``      – fused on CPU when numba is importable; on CUDA triton when importable, else mamba_ssm
+  when importable, else chunked.
 
 Shapes (grouped B/C as used by VMamba, one group per scan direction)::
 
@@ -29,7 +31,7 @@ from typing import Optional
 import torch
 import torch.nn.functional as F
 
-SCAN_BACKENDS = ("auto", "reference", "chunked", "fused", "mamba_ssm")
+SCAN_BACKENDS = ("auto", "reference", "chunked", "fused", "mamba_ssm", "triton")
 
 try:  # optional CUDA fast path; any failure (missing triton, missing extension) just disables it
     from mamba_ssm.ops.selective_scan_interface import selective_scan_fn as _mamba_selective_scan_fn
@@ -38,6 +40,12 @@ try:  # optional CUDA fast path; any failure (missing triton, missing extension)
 except Exception:  # noqa: BLE001 - mamba-ssm raises several kinds of errors without CUDA
     _mamba_selective_scan_fn = None
     MAMBA_SSM_AVAILABLE = False
+
+# --- Triton backend (issue 22) ---------------------------------------------------------------------
+# Installed-or-not only: the module imports triton itself at the first scan (importing it costs ~1 s).
+from .selective_scan_triton import TRITON_AVAILABLE, triton_importable  # noqa: E402
+
+# --- end Triton backend ----------------------------------------------------------------------------
 
 
 def _expand_groups(BC: torch.Tensor, channels: int) -> torch.Tensor:
@@ -170,10 +178,22 @@ def resolve_backend(backend: str, device: torch.device) -> str:
     if backend != "auto":
         return backend
     if device.type == "cuda":
+        # Triton first: it ships with every CUDA torch and needs no build. mamba-ssm only where Triton does not
+        # import; no GPU measurement yet says mamba-ssm is faster (benchmarks/gpu_check.py times both where
+        # mamba-ssm is installed, so this order can be revisited on evidence).
+        if triton_importable():
+            return "triton"
         return "mamba_ssm" if MAMBA_SSM_AVAILABLE else "chunked"
     if device.type == "cpu" and fused_backend_available():
         return "fused"
     return "chunked"
+
+
+def _selective_scan_triton(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False,
+                           return_last_state=False):
+    from .selective_scan_triton import triton_selective_scan
+
+    return triton_selective_scan(u, delta, A, B, C, D, z, delta_bias, delta_softplus, return_last_state)
 
 
 _BACKENDS: dict[str, Callable] = {
@@ -181,6 +201,7 @@ _BACKENDS: dict[str, Callable] = {
     "chunked": selective_scan_chunked,
     "mamba_ssm": _selective_scan_mamba_ssm,
     "fused": _selective_scan_fused,
+    "triton": _selective_scan_triton,
 }
 
 
@@ -247,6 +268,10 @@ def cross_selective_scan(
         from .selective_scan_cpu import fused_cross_selective_scan
 
         return fused_cross_selective_scan(x, x_proj_weight, dt_projs_weight, dt_projs_bias, A_logs, Ds)
+    if resolved == "triton":
+        from .selective_scan_triton import triton_cross_selective_scan
+
+        return triton_cross_selective_scan(x, x_proj_weight, dt_projs_weight, dt_projs_bias, A_logs, Ds)
 
     b, height, width, d = x.shape
     length = height * width
@@ -279,6 +304,7 @@ def softplus_inverse(x: torch.Tensor) -> torch.Tensor:
 __all__ = [
     "SCAN_BACKENDS",
     "MAMBA_SSM_AVAILABLE",
+    "TRITON_AVAILABLE",
     "selective_scan_fn",
     "selective_scan_reference",
     "selective_scan_chunked",
