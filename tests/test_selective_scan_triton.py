@@ -189,8 +189,9 @@ def test_triton_gpu_check_smoke_mode_runs_on_cpu():
     report = json.loads(result.stdout)
     assert report["mode"] == "smoke" and report["device"]["type"] == "cpu"
     assert report["scan"]["selective_scan"]["ok"] and report["scan"]["cross_selective_scan"]["ok"]
+    throughput = report["throughput"]
     for model in ("aesmamba_v", "convnext_t"):
         for precision in ("fp32", "bf16"):
-            entry = report["throughput"][model][precision]
+            entry = throughput[model][precision][str(throughput["batches"][0])]
             assert entry["forward_img_s"] > 0 and entry["train_img_s"] > 0, (model, precision, entry)
             assert entry["train_loss_finite"], (model, precision)
