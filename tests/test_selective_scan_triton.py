@@ -195,3 +195,37 @@ def test_triton_gpu_check_smoke_mode_runs_on_cpu():
             entry = throughput[model][precision][str(throughput["batches"][0])]
             assert entry["forward_img_s"] > 0 and entry["train_img_s"] > 0, (model, precision, entry)
             assert entry["train_loss_finite"], (model, precision)
+
+
+@pytest.mark.slow
+def test_triton_scan_under_gradient_checkpointing_matches_plain_backward(monkeypatch):
+    """Activation checkpointing (transformers' mechanism, as ``TrainConfig.gradient_checkpointing`` turns it on
+    through Trainer) recomputes each VSS block; the Triton autograd functions give the same gradients."""
+    from aesmamba_hf import AesMambaConfig, AesMambaForAestheticAssessment
+    from aesmamba_hf.training.recipes import TrainConfig
+    from aesmamba_hf.training.trainer import training_arguments_kwargs
+
+    monkeypatch.setattr(triton_scan, "CHUNK", 64)  # the model's 16/32 channels in one block: fewer programs
+    monkeypatch.setattr(triton_scan, "_BLOCK_D", 32)
+    config = AesMambaConfig.tiny(task="V")
+    config.vision_config.drop_path_rate = 0.0
+    torch.manual_seed(0)
+    model = AesMambaForAestheticAssessment(config)
+    model.set_scan_backend("triton")
+    model.train()
+    pixels = torch.randn(1, 3, 8, 8)
+
+    def grads():
+        torch.manual_seed(1)
+        model.zero_grad(set_to_none=True)
+        model(pixel_values=pixels).scores.square().sum().backward()
+        return {name: p.grad.clone() for name, p in model.named_parameters() if p.grad is not None}
+
+    plain = grads()
+    model.gradient_checkpointing_enable()
+    checkpointed = grads()
+    assert any("ss2d" in name for name in plain) and plain.keys() == checkpointed.keys()
+    for name in plain:
+        torch.testing.assert_close(checkpointed[name], plain[name], rtol=1e-5, atol=1e-7, msg=name)
+    kwargs = training_arguments_kwargs(TrainConfig(task="V", bf16=True, gradient_checkpointing=True), world=1)
+    assert kwargs["bf16"] and kwargs["gradient_checkpointing"]

@@ -574,6 +574,7 @@ def training_arguments_kwargs(cfg: TrainConfig, world: Optional[int] = None) -> 
         save_total_limit=cfg.save_total_limit,
         seed=cfg.seed,
         bf16=cfg.bf16,
+        gradient_checkpointing=cfg.gradient_checkpointing,
         use_cpu=use_cpu,
         report_to="none",
         remove_unused_columns=False,  # the collator needs image/comment/user; the default drops them
