@@ -229,3 +229,52 @@ def test_triton_scan_under_gradient_checkpointing_matches_plain_backward(monkeyp
         torch.testing.assert_close(checkpointed[name], plain[name], rtol=1e-5, atol=1e-7, msg=name)
     kwargs = training_arguments_kwargs(TrainConfig(task="V", bf16=True, gradient_checkpointing=True), world=1)
     assert kwargs["bf16"] and kwargs["gradient_checkpointing"]
+
+
+def test_triton_gpu_accelerate_config_is_valid():
+    """examples/accelerate_multi_gpu.yaml (the multi-GPU set-up of docs/gpu.md) loads as an accelerate config."""
+    from accelerate.commands.config.config_args import ClusterConfig
+
+    config = ClusterConfig.from_yaml_file(str(REPO / "examples" / "accelerate_multi_gpu.yaml"))
+    assert str(config.distributed_type).endswith("MULTI_GPU")
+    assert config.num_processes == 8 and config.num_machines == 1
+    assert str(config.mixed_precision).endswith("bf16") and not config.use_cpu
+
+
+def _kernel_signature(kernel, dtype: str, constexprs: dict) -> dict:
+    """Triton signature of the scan kernels: the input tensors in ``dtype``, every other pointer fp32."""
+    inputs = ("u_ptr", "dl_ptr", "b_ptr", "c_ptr", "x_ptr", "w_ptr")
+    signature = {}
+    for param in kernel.params:
+        name = param.name
+        if name in constexprs:
+            signature[name] = "constexpr"
+        elif name.endswith("_ptr"):
+            signature[name] = f"*{dtype}" if name in inputs else "*fp32"
+        else:  # strides (may exceed 2^31 elements) and sizes
+            signature[name] = "i64" if name.startswith("s") else "i32"
+    return signature
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("which", "cross", "dtype"), [("forward", True, "fp32"), ("backward", True, "bf16"),
+                                                       ("backward", False, "fp16")])
+def test_triton_kernels_compile_for_a_gpu_without_one(which, cross, dtype):
+    """The compiled (not interpreted) kernels go through Triton's whole CUDA pipeline to a cubin for sm_90
+    on this CPU machine: what the interpreter cannot check (static typing, constexpr branches, loops with
+    run-time bounds, atomics) is checked here without a GPU."""
+    from triton.backends.compiler import GPUTarget
+    from triton.compiler import ASTSource, compile
+
+    forward, backward = triton_scan._jit_kernels(False)
+    kernel = forward if which == "forward" else backward
+    constexprs = dict(N=16, N_PAD=16, R_PAD=8, BLOCK_D=32, K_PER_PROG=4 if cross else 1, CHUNK_T=64, CROSS=cross,
+                      PROJ=cross, SOFTPLUS=True)
+    if which == "forward":
+        constexprs.update(SAVE_CKPT=True, SAVE_LAST=not cross)
+    source = ASTSource(fn=kernel, signature=_kernel_signature(kernel, dtype, constexprs), constexprs=constexprs)
+    try:
+        compiled = compile(source, target=GPUTarget("cuda", 90, 32))
+    except FileNotFoundError as err:  # a triton build without its bundled ptxas
+        pytest.skip(f"no CUDA toolchain in this triton install: {err}")
+    assert compiled.asm["cubin"] and ".entry" in compiled.asm["ptx"]
