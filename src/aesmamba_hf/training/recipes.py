@@ -91,7 +91,7 @@ class TrainConfig:
         logging_steps, seed, output_dir, dataloader_num_workers.
         bf16: bfloat16 autocast with float32 master weights (Trainer's ``bf16``): the GPU setting
             (docs/gpu.md); the scan keeps its state in float32 whatever the input dtype.
-        gradient_checkpointing: recompute each VSS block (and BERT layer) in the backward instead of keeping
+        activation_checkpointing: recompute each VSS block (and BERT layer) in the backward instead of keeping
             its activations (transformers' mechanism): less GPU memory for about one more forward per step.
         resume: ``None`` (auto: continue from the last ``checkpoint-*`` in ``output_dir`` if there is one),
             ``True`` (require one), ``False`` (start fresh) or a checkpoint path.
@@ -153,7 +153,7 @@ class TrainConfig:
     output_dir: str = "runs/aesmamba"
     dataloader_num_workers: int = 0
     bf16: bool = False
-    gradient_checkpointing: bool = False
+    activation_checkpointing: bool = False
     resume: Union[bool, str, None] = None
     use_cpu: Optional[bool] = None
     training_args: dict[str, Any] = field(default_factory=dict)
