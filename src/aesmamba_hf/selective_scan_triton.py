@@ -348,7 +348,11 @@ def _jit_kernels(interpret: bool):
             # of a jitted helper would re-patch triton.language first (most of the interpreter's time)
             plain = _rebind(helper, namespace)
             namespace[helper.__name__] = plain if interpret else triton.jit(plain)
-        return triton.jit(_rebind(_scan_fwd, namespace)), triton.jit(_rebind(_scan_bwd, namespace))
+        # sizes are not specialised (divisibility by 16 would compile one variant per VMamba stage); strides are
+        # (a unit channel stride gives vector loads)
+        sizes = ["L", "H", "W", "Dch", "K", "R", "N_CHUNKS"]
+        return (triton.jit(_rebind(_scan_fwd, namespace), do_not_specialize=sizes),
+                triton.jit(_rebind(_scan_bwd, namespace), do_not_specialize=sizes))
     finally:
         if previous is None:
             del os.environ["TRITON_INTERPRET"]
