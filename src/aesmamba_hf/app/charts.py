@@ -30,11 +30,15 @@ def distribution_chart(records: list[dict[str, Any]], labels: list[str]) -> Opti
         offset = (k - (len(shown) - 1) / 2) * width
         axes.bar([b + offset for b in bins], record["distribution"]["probabilities"], width=width,
                  color=COLORS[k % 2], label=f"{label} (mean {record['score']:.2f})")
+        axes.set_ylim(0, max(1e-6, *record["distribution"]["probabilities"], axes.get_ylim()[1]) * 1.1)
         axes.set_xticks(bins)
     axes.set_xlabel("vote")
     axes.set_ylabel("predicted share of votes")
-    axes.set_title("Vote distribution")
-    axes.legend(loc="upper left", fontsize=8)
+    if len(shown) == 1:
+        axes.set_title(f"Vote distribution · {shown[0][1]} (mean {shown[0][0]['score']:.2f})", fontsize=10)
+    else:
+        axes.set_title("Vote distribution")
+        axes.legend(loc="lower center", fontsize=8, bbox_to_anchor=(0.5, 1.08), ncols=2)
     return figure
 
 

@@ -113,7 +113,7 @@ def _score_tab(gr: Any, scorer: AppScorer, model: Any) -> Any:
             result = gr.HTML(elem_id="aes-score-result")
             detail = gr.Plot(label="Best photo", elem_id="aes-chart")
     ranking = gr.Plot(label="Ranking", visible=False, elem_id="aes-ranking-chart")
-    gallery = gr.Gallery(label="Ranked, best first", columns=5, height="auto", elem_id="aes-gallery")
+    gallery = gr.Gallery(label="Ranked, best first", columns=5, height=320, object_fit="contain", elem_id="aes-gallery")
 
     @_guarded(lambda html: (html, None, gr.update(visible=False), []))
     def score(name: str, files: Any, text: str) -> tuple:
@@ -146,7 +146,7 @@ def _compare_tab(gr: Any, scorer: AppScorer, model: Any) -> tuple:
     result = gr.HTML(elem_id="aes-compare-result")
     with gr.Row():
         chart = gr.Plot(label="Side by side", elem_id="aes-compare-chart")
-        gallery = gr.Gallery(label="A and B", columns=2, height="auto", elem_id="aes-compare-gallery")
+        gallery = gr.Gallery(label="A and B", columns=2, height=320, object_fit="contain", elem_id="aes-compare-gallery")
 
     @_guarded(lambda html: (html, None, []))
     def compare(name: str, file_a: Any, file_b: Any, text_a: str, text_b: str) -> tuple:
@@ -185,7 +185,7 @@ def _personal_tab(gr: Any, scorer: AppScorer, model: Any, workdir: Path) -> Any:
     photos = gr.File(file_count="multiple", label="Photos to rank for you", elem_id="aes-personal-photos")
     button = gr.Button("Rank for me", variant="primary", elem_id="aes-personal-button")
     result = gr.HTML(elem_id="aes-personal-result")
-    gallery = gr.Gallery(label="Ranked for you, best first", columns=5, height="auto",
+    gallery = gr.Gallery(label="Ranked for you, best first", columns=5, height=320, object_fit="contain",
                          elem_id="aes-personal-gallery")
     available = personal.personalize_function() is not None
     gr.Markdown(f"### Rate up to {personal.MAX_RATED_PHOTOS} photos → your adapter\nType your overall rating "
@@ -195,7 +195,7 @@ def _personal_tab(gr: Any, scorer: AppScorer, model: Any, workdir: Path) -> Any:
     ratings = gr.Dataframe(headers=["photo", "your rating"], datatype=["str", "number"], col_count=(2, "fixed"),
                            interactive=True, elem_id="aes-ratings", type="array")
     train = gr.Button("Train my adapter and re-rank", elem_id="aes-adapter-button", interactive=available)
-    adapted_gallery = gr.Gallery(label="Re-ranked with your adapter", columns=5, height="auto",
+    adapted_gallery = gr.Gallery(label="Re-ranked with your adapter", columns=5, height=320, object_fit="contain",
                                  elem_id="aes-adapter-gallery")
 
     def show_prompt(name: str, *values: Any) -> str:
