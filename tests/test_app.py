@@ -78,6 +78,27 @@ def test_app_scores_equal_the_pipeline(files, scorer, task):
     assert [r.score for r in ranked] == sorted((r.score for r in results), reverse=True)
 
 
+@pytest.mark.parametrize("task", ["M", "P"])
+def test_text_models_read_the_comment_or_profile_like_the_pipeline(files, tmp_path, task):
+    folder = save_tiny_model(tmp_path / f"tiny-{task.lower()}", task=task, seed=2)
+    scorer = AppScorer(load_served_models([folder]))
+    text = {"comment": "sharp, lovely light"} if task == "M" else {
+        "user": personal.profile_from_form(7, 5, 6, 8, 4, "proficient", "competent")}
+    photos = [str(p) for p in files["photos"][:2]]
+    with_text = scorer.score_files(None, photos, **text)
+    without = scorer.score_files(None, photos)
+    import aesmamba_hf  # noqa: F401
+    from transformers import pipeline
+
+    pipe = pipeline("image-aesthetics", model=str(folder))
+    for result, plain, photo in zip(with_text, without, photos):
+        assert result.score == pytest.approx(pipe(photo, **text)["score"], rel=1e-5, abs=1e-6)
+        assert plain.score == pytest.approx(pipe(photo)["score"], rel=1e-5, abs=1e-6)
+        assert result.score != plain.score  # the text reached the model
+    if task == "M":  # a blank comment box means no comment
+        assert scorer.score_files(None, photos[:1], comment="  ")[0].score == without[0].score
+
+
 def test_each_bad_upload_gets_its_message_and_the_rest_is_scored(files, scorer):
     bad = files["bad"]
     paths = [str(files["photos"][0]), *(str(bad[k]) for k in ("empty", "text", "corrupt", "bomb", "huge")),

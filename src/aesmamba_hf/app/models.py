@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Optional, Union
 
 from ..inference.loading import LoadedModel, load_model
-from ..inference.predictor import Predictor
+from ..inference.predictor import Predictor, overall_head_index
 from ..tasks import Task
 
 PathLike = Union[str, os.PathLike]
@@ -56,8 +56,7 @@ class ServedModel:
 
     @property
     def overall_head(self) -> dict[str, Any]:
-        names = [h["name"] for h in self.config.heads]
-        return self.config.heads[names.index("aesthetic") if "aesthetic" in names else 0]
+        return self.config.heads[overall_head_index(self.config)]
 
     def describe(self) -> str:
         """One Markdown line: what the model reads and predicts."""

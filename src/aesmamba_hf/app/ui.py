@@ -245,7 +245,7 @@ def _personal_tab(gr: Any, scorer: AppScorer, model: Any, workdir: Path) -> Any:
         predictor = personal.train_adapter(served, rated, profile, workdir, personalize)
         results = scorer.score_files(name, paths, user=profile, model=predictor)
         return (render.message(f"Your adapter learned from {len(rated)} rating(s); the photos re-ranked with it "
-                               "are below.", "info"), render.gallery_items(rank(results)))
+                               "are below.", "info"), render.gallery_items(rank(results, served.overall_head.get("higher_is_better", True))))
 
     train.click(adapt, [model, photos, ratings, *form], [adapter_note, adapted_gallery], api_name=False)
     return note
