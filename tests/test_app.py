@@ -87,8 +87,7 @@ def test_text_models_read_the_comment_or_profile_like_the_pipeline(files, tmp_pa
     photos = [str(p) for p in files["photos"][:2]]
     with_text = scorer.score_files(None, photos, **text)
     without = scorer.score_files(None, photos)
-    import aesmamba_hf  # noqa: F401
-    from transformers import pipeline
+    from transformers import pipeline  # the task is registered: aesmamba_hf is imported above
 
     pipe = pipeline("image-aesthetics", model=str(folder))
     for result, plain, photo in zip(with_text, without, photos):
@@ -313,6 +312,11 @@ def test_page_in_headless_chromium(files, running, tmp_path):
         error = wait_for(driver, "#aes-score-result .aes-error", text="notes.txt")
         assert "not an image" in error.text
         assert wait_for(driver, "#aes-score-result .aes-score").get_attribute("data-score")  # the other photo
+
+        driver.refresh()  # over --max-file-mb: Gradio refuses the upload with a message naming the file
+        wait_for(driver, "#aes-photos")
+        driver.find_element("css selector", "#aes-photos input[type=file]").send_keys(str(files["bad"]["huge"]))
+        assert "huge.jpg" in wait_for(driver, "body", text="exceed the maximum allowed size").text
 
         driver.refresh()
         click(driver, "aes-score-button")  # nothing uploaded

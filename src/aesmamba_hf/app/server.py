@@ -7,9 +7,12 @@ Analytics are switched off before Gradio is imported and no share link is made.
 
 from __future__ import annotations
 
+import atexit
 import os
 import shutil
+import signal
 import tempfile
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
@@ -40,13 +43,25 @@ class RunningApp:
             shutil.rmtree(self.workdir, ignore_errors=True)
 
 
+def _stop_on_sigterm() -> None:
+    """``kill PID`` stops the server like Ctrl-C (Gradio closes it and the temporary folder is removed)."""
+    def interrupt(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, interrupt)
+
+
 def create_app(sources: Optional[list[Any]] = None, *, allow_random: bool = False, demo_dir: Any = None,
                device: Optional[str] = None, max_file_mb: float = DEFAULT_MAX_FILE_MB,
                workdir: Optional[Path] = None) -> tuple[Any, Path]:
     """Load the models and build the page; returns the Blocks and the temporary folder it writes to."""
     quiet_environment()
     models = load_served_models(sources, allow_random=allow_random, demo_dir=demo_dir, device=device)
-    workdir = Path(workdir) if workdir is not None else Path(tempfile.mkdtemp(prefix="aesmamba-app-"))
+    if workdir is None:
+        workdir = Path(tempfile.mkdtemp(prefix="aesmamba-app-"))
+        atexit.register(shutil.rmtree, workdir, True)  # also when the caller never closes the app
+    workdir = Path(workdir)
     uploads = workdir / "uploads"
     uploads.mkdir(parents=True, exist_ok=True)
     os.environ["GRADIO_TEMP_DIR"] = str(uploads)  # read by Gradio when the components are built
@@ -66,6 +81,7 @@ def launch(blocks: Any, workdir: Path, *, host: str = "127.0.0.1", port: Optiona
                               css=CSS, footer_links=["api"], enable_monitoring=False, mcp_server=False)
     app = RunningApp(blocks, url, workdir)
     if block:
+        _stop_on_sigterm()
         try:
             blocks.block_thread()
         finally:
