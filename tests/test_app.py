@@ -78,6 +78,7 @@ def test_app_scores_equal_the_pipeline(files, scorer, task):
     assert [r.score for r in ranked] == sorted((r.score for r in results), reverse=True)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("task", ["M", "P"])
 def test_text_models_read_the_comment_or_profile_like_the_pipeline(files, tmp_path, task):
     folder = save_tiny_model(tmp_path / f"tiny-{task.lower()}", task=task, seed=2)
@@ -239,6 +240,11 @@ def test_export_space_writes_an_app_that_serves_the_exported_model(files, tmp_pa
     result = AppScorer(served).score_files(None, [str(files["photos"][0])])[0]
     assert result.score == pytest.approx(pipeline_scores(out, files["photos"][:1])[0]["score"], rel=1e-5)
     assert main(["app", "--write-space", str(tmp_path / "space2")]) == 2  # needs exactly one --model
+    (tmp_path / "taken").mkdir()
+    (tmp_path / "taken" / "keep.txt").write_text("mine")
+    assert main(["export", str(files["models"]["V"]), str(tmp_path / "exported2"), "--space",
+                 str(tmp_path / "taken")]) == 1
+    assert not (tmp_path / "exported2").exists()  # refused before exporting anything
     write_space(files["models"]["F"], tmp_path / "space3", copy_model=False)
     assert not (tmp_path / "space3" / "model").exists()
     assert "'tiny-f'" in (tmp_path / "space3" / "app.py").read_text()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -227,7 +228,7 @@ def _personal_tab(gr: Any, scorer: AppScorer, model: Any, workdir: Path) -> Any:
                 render.gallery_items(mine))
 
     button.click(rank_for_me, [model, photos, *form], [result, gallery], api_name=False)
-    photos.change(lambda files: [[p.rsplit("/", 1)[-1], None]
+    photos.change(lambda files: [[os.path.basename(p), None]
                                  for p in upload_paths(files)[: personal.MAX_RATED_PHOTOS]],
                   photos, ratings, api_name=False)
 

@@ -38,6 +38,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..hub import DEFAULT_LICENSE, ExportError, export_model
 
+    if args.space and (problem := _space_problem(args)):
+        print(f"aesmamba export: error: --space: {problem}", file=sys.stderr)
+        return 1
     try:
         result = export_model(args.source, args.out_dir, weights=args.weights, metrics=args.metrics,
                               repo_id=args.repo_id, license=args.license or DEFAULT_LICENSE,
@@ -56,6 +59,22 @@ def run(args: argparse.Namespace) -> int:
     if args.space:
         return _write_space(args, result.path)
     return 0
+
+
+def _space_problem(args: argparse.Namespace) -> str:
+    """Why the Space folder cannot be written, checked before exporting ('' when it can)."""
+    from pathlib import Path
+
+    from ..io_utils import OutputLocationError, check_output_dir
+
+    space = Path(args.space)
+    if space.is_dir() and any(space.iterdir()) and not args.overwrite:
+        return f"{space} is not empty; choose another folder or pass --overwrite"
+    try:
+        check_output_dir(space, "--space folder")
+    except OutputLocationError as err:
+        return str(err)
+    return ""
 
 
 def _write_space(args: argparse.Namespace, model_dir: object) -> int:
