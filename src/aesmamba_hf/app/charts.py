@@ -37,8 +37,8 @@ def distribution_chart(records: list[dict[str, Any]], labels: list[str]) -> Opti
     if len(shown) == 1:
         axes.set_title(f"Vote distribution · {shown[0][1]} (mean {shown[0][0]['score']:.2f})", fontsize=10)
     else:
-        axes.set_title("Vote distribution")
-        axes.legend(loc="lower center", fontsize=8, bbox_to_anchor=(0.5, 1.08), ncols=2)
+        axes.set_title("Vote distribution", pad=24)
+        axes.legend(loc="lower center", fontsize=8, bbox_to_anchor=(0.5, 1.0), ncols=2, frameon=False)
     return figure
 
 

@@ -76,7 +76,7 @@ def compare_html(a: PhotoResult, b: PhotoResult, served: ServedModel) -> str:
     difference = a.score - b.score
     if not a.record.get("higher_is_better", True):
         difference = -difference
-    verdict = ("A and B score the same" if difference == 0 else
+    verdict = ("A and B score the same (to two decimals)" if abs(difference) < 0.005 else
                f"{'A' if difference > 0 else 'B'} ({escape((a if difference > 0 else b).name)}) scores "
                f"{abs(a.score - b.score):.2f} better on {_range(a.record)}")
     return (f'<div class="aes-results"><p class="aes-verdict">{verdict}</p>'
