@@ -29,12 +29,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="export RANDOM weights when no trained weights are available (marked as such)")
     parser.add_argument("--require-trained", action="store_true",
                         help="fail when no trained weights are available (the default now; kept for old scripts)")
+    parser.add_argument("--space", metavar="SPACE_DIR", default=None,
+                        help="also write a Hugging Face Space folder (app.py, requirements.txt, README.md, a copy "
+                             "of the model) that runs `aesmamba app` for the exported model")
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from ..hub import DEFAULT_LICENSE, ExportError, export_model
 
+    if args.space and (problem := _space_problem(args)):
+        print(f"aesmamba export: error: --space: {problem}", file=sys.stderr)
+        return 1
     try:
         result = export_model(args.source, args.out_dir, weights=args.weights, metrics=args.metrics,
                               repo_id=args.repo_id, license=args.license or DEFAULT_LICENSE,
@@ -50,4 +56,34 @@ def run(args: argparse.Namespace) -> int:
     print(f"exported {result.source} -> {result.path} ({len(result.files)} files; weights: {result.weights_origin})")
     for name in result.files:
         print(f"  {name}")
+    if args.space:
+        return _write_space(args, result.path)
+    return 0
+
+
+def _space_problem(args: argparse.Namespace) -> str:
+    """Why the Space folder cannot be written, checked before exporting ('' when it can)."""
+    from pathlib import Path
+
+    from ..io_utils import OutputLocationError, check_output_dir
+
+    space = Path(args.space)
+    if space.is_dir() and any(space.iterdir()) and not args.overwrite:
+        return f"{space} is not empty; choose another folder or pass --overwrite"
+    try:
+        check_output_dir(space, "--space folder")
+    except OutputLocationError as err:
+        return str(err)
+    return ""
+
+
+def _write_space(args: argparse.Namespace, model_dir: object) -> int:
+    from ..app.space import write_space
+
+    try:
+        path = write_space(model_dir, args.space, repo_id=args.repo_id, overwrite=args.overwrite)
+    except (OSError, ValueError) as err:
+        print(f"aesmamba export: error: --space: {err}", file=sys.stderr)
+        return 1
+    print(f"wrote a Space running the app for it -> {path}")
     return 0
