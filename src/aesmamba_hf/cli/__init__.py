@@ -8,7 +8,8 @@ import sys
 from collections.abc import Sequence
 from typing import Optional
 
-SUBCOMMANDS = ("demo", "score", "info", "download", "train", "evaluate", "piaa", "export", "publish")
+SUBCOMMANDS = ("demo", "score", "info", "download", "train", "evaluate", "piaa", "export", "publish",
+               "calibrate")
 
 
 def build_parser() -> argparse.ArgumentParser:
