@@ -180,3 +180,21 @@ def test_cli_calibrate_from_an_image_list_into_a_copy(calibrated, tmp_path):
     assert reference["size"] == 3 and reference["method"] == "quantiles"
     assert (out / "model.safetensors").is_file()
     assert main(["calibrate", str(model), str(tmp_path / "nothing-here")]) == 2
+
+
+def test_dataset_score_reference_holds_the_scores_of_a_labelled_split(tmp_path):
+    from datasets import Image
+
+    from _training_toy import make_toy_images
+    from aesmamba_hf import load_model
+    from aesmamba_hf.evaluation.calibration import dataset_score_reference
+
+    model_dir = save_tiny_model(tmp_path / "model", dataset="TAD66K")
+    split = make_toy_images(tmp_path / "val", 6, seed=4, prefix="val")
+    loaded = load_model(model_dir)
+    reference = dataset_score_reference(loaded.model, loaded.processor, split, source="toy validation", batch_size=6)
+    paths = [row["path"] for row in split.cast_column("image", Image(decode=False))["image"]]
+    scored = loaded.predictor(batch_size=6).predict(paths)
+    assert reference["size"] == 6 and reference["source"] == "toy validation"
+    np.testing.assert_array_equal(np.float32(reference["heads"]["aesthetic"]["sorted_scores"]),
+                                  np.sort(np.float32([r["score"] for r in scored])))

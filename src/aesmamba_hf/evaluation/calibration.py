@@ -182,6 +182,18 @@ def compute_score_reference(predictor: Any, examples: Sequence[Mapping[str, Any]
                                  exact_limit=exact_limit, num_failed=int((~ok).sum()))
 
 
+def dataset_score_reference(model: Any, processor: Any, dataset: Any, *, source: str, batch_size: int = 32,
+                            exact_limit: int = EXACT_LIMIT) -> dict[str, Any]:
+    """The ``score_reference`` of a labelled :mod:`aesmamba_hf.data` split (e.g. a validation split), scored like
+    ``aesmamba evaluate`` scores it (:func:`~aesmamba_hf.evaluation.report.predict_dataset`)."""
+    from .report import predict_dataset
+
+    predictions = predict_dataset(model, processor, dataset, batch_size=batch_size)
+    return build_score_reference(predictions.scores, model.config.head_names, source=source,
+                                 score_ranges=model.config.score_ranges, exact_limit=exact_limit,
+                                 num_failed=len(predictions.bad_images))
+
+
 def write_score_reference(model_dir: Any, reference: Optional[Mapping[str, Any]]) -> Path:
     """Put ``reference`` into a saved model folder: ``config.json`` (replaced atomically, checked by loading it
     as an ``AesMambaConfig`` first) and, when the folder has a model card, its "Score reference" section.
@@ -229,4 +241,4 @@ def describe_reference(reference: Mapping[str, Any], decimals: int = 3) -> list[
 
 
 __all__ = ["EXACT_LIMIT", "NUM_QUANTILES", "PercentileTable", "build_score_reference", "compute_score_reference",
-           "describe_reference", "percentile", "percentile_tables", "reference_scores", "write_score_reference"]
+           "dataset_score_reference", "describe_reference", "percentile", "percentile_tables", "reference_scores", "write_score_reference"]
