@@ -159,8 +159,10 @@ def test_cli_calibrate_writes_the_reference_and_pipeline_returns_percentiles(cal
     assert [r["percentile"] for r in results] == pytest.approx(list(ecdf_percent(scores, scores)))
 
 
-def test_cli_score_writes_percentile_columns(calibrated, tmp_path):
+def test_cli_score_writes_percentile_columns(calibrated, tmp_path, capsys):
     model, images = calibrated
+    assert main(["info", str(model)]) == 0
+    assert "score reference: my validation photos, 5 images (exact)" in capsys.readouterr().out
     out = tmp_path / "scores.csv"
     assert main(["score", str(images), "--model", str(model), "--output", str(out), "--no-progress"]) == 0
     rows = [r for r in csv.DictReader(out.open()) if r["status"] == "ok"]
