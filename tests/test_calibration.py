@@ -157,6 +157,8 @@ def test_cli_calibrate_writes_the_reference_and_pipeline_returns_percentiles(cal
     results = scorer(paths, batch_size=8)  # the batch the CLI scored them in
     scores = np.array([r["score"] for r in results], np.float32)
     assert [r["percentile"] for r in results] == pytest.approx(list(ecdf_percent(scores, scores)))
+    single = scorer(paths[0], clamp=True)  # one input: transformers' own preprocess/forward/postprocess path
+    assert 0.0 <= single["percentile"] <= 100.0 and single["heads"]["aesthetic"]["percentile"] == single["percentile"]
 
 
 def test_cli_score_writes_percentile_columns(calibrated, tmp_path, capsys):
