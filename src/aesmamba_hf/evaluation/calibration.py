@@ -25,6 +25,7 @@ clamped or rounded one.
 
 from __future__ import annotations
 
+import bisect
 import json
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
@@ -103,22 +104,24 @@ class PercentileTable:
     def __init__(self, table: Mapping[str, Any]):
         exact = table.get("sorted_scores")
         self.exact = exact is not None
-        self.values = np.asarray(exact if self.exact else table["quantiles"], dtype=np.float32)
-        self.levels = np.linspace(0.0, 100.0, len(self.values))
+        values = np.asarray(exact if self.exact else table["quantiles"], dtype=np.float32)
+        self.levels = np.linspace(0.0, 100.0, len(values))
+        self._values = values.astype(np.float64).tolist()  # the float32 numbers as Python floats, for bisect
 
-    def __call__(self, scores: Any) -> np.ndarray:
-        """Percentiles (0–100) of ``scores``; NaN for a NaN score."""
-        scores = np.asarray(scores, dtype=np.float32)
-        right = np.searchsorted(self.values, scores, side="right")  # reference scores <= s
+    def of(self, score: float) -> float:
+        """The percentile (0–100) of one score: one bisection in the stored float32 numbers; NaN for NaN."""
+        score = float(np.float32(score))
+        if score != score:
+            return float("nan")
+        right = bisect.bisect_right(self._values, score)
+        n = len(self._values)
         if self.exact:
-            result = 100.0 * right / len(self.values)
-        else:  # linear between the quantile points q[k-1] <= s < q[k]
-            inner = np.clip(right, 1, len(self.values) - 1)
-            low, high = self.values[inner - 1].astype(np.float64), self.values[inner].astype(np.float64)
-            fraction = np.clip((scores - low) / np.where(high > low, high - low, 1.0), 0.0, 1.0)
-            result = self.levels[inner - 1] + fraction * (self.levels[inner] - self.levels[inner - 1])
-            result = np.where(right == 0, 0.0, np.where(right >= len(self.values), 100.0, result))
-        return np.where(np.isnan(scores), np.nan, result)
+            return 100.0 * right / n
+        if right == 0 or right >= n:
+            return 0.0 if right == 0 else 100.0
+        low, high = self._values[right - 1], self._values[right]
+        fraction = (score - low) / (high - low)  # high > low: q[right-1] <= score < q[right]
+        return float(self.levels[right - 1] + fraction * (self.levels[right] - self.levels[right - 1]))
 
 
 _TABLES: dict[int, tuple[Any, dict[str, PercentileTable]]] = {}
@@ -143,7 +146,7 @@ def percentile(reference: Mapping[str, Any], head: str, score: float) -> float:
     tables = percentile_tables(reference)
     if head not in tables:
         raise KeyError(f"the score reference has no head {head!r} (it has {sorted(tables)})")
-    return float(tables[head](score))
+    return tables[head].of(score)
 
 
 # -- computing a reference with a model ----------------------------------------------------------------------

@@ -318,7 +318,7 @@ def format_predictions(
                 "out_of_range": not low <= raw <= high,
             }
             if name in tables:
-                heads[name]["percentile"] = num(tables[name](raw))
+                heads[name]["percentile"] = num(tables[name].of(raw))
         main = heads[config.heads[overall]["name"]]
         keys = ("score", "score_range", "higher_is_better", "scale_class", "out_of_range", "percentile")
         result: dict[str, Any] = {key: main[key] for key in keys if key in main}
