@@ -244,3 +244,19 @@ def test_expected_scores_follow_the_generated_ratings(demo):
     names = [i for i, name in enumerate(exp["image_names"]) if name in rows]
     true = np.array([rows[exp["image_names"][i]] for i in names])
     assert np.corrcoef(exp["giaa"]["quality"][names], true)[0, 1] > 0.8
+
+
+def test_exported_models_carry_a_score_reference_from_the_validation_split(demo):
+    import json
+
+    from transformers import pipeline
+
+    out, report, _ = demo
+    for key in EXPORTED:
+        folder = out / report["models"][key]
+        reference = json.loads((folder / "config.json").read_text(encoding="utf-8"))["score_reference"]
+        assert reference["size"] >= 1 and "validation split" in reference["source"], key
+        assert "## Score reference" in (folder / "README.md").read_text(encoding="utf-8")
+    pipe = pipeline("image-aesthetics", model=str(out / report["models"]["V"]), device="cpu")
+    result = pipe(str(next((out / "benchmark" / "ava" / "images").glob("*.jpg"))))
+    assert 0.0 <= result["percentile"] <= 100.0

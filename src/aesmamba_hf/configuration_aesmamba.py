@@ -88,11 +88,50 @@ def validate_heads(heads: list[dict[str, Any]]) -> list[dict[str, Any]]:
         lo, hi = head.get("score_range", (None, None))
         if lo is None or hi is None or not lo < hi:
             raise ValueError(f"{where} ({head['name']}): score_range must be [low, high] with low < high")
+        _check_inside_range(where, head, lo, hi)
     if n_dist > 1 or (n_dist == 1 and len(heads) > 1):
         raise ValueError("a distribution head must be the model's only head")
     if len(class_sizes) > 1:
         raise ValueError(f"all scale-class branches must share one class count, got {sorted(class_sizes)}")
     return heads
+
+
+def _check_inside_range(where: str, head: dict[str, Any], low: float, high: float) -> None:
+    """A head's threshold and bin values are scores, so they lie in its ``score_range`` (the one statement of
+    the scale: bins, thresholds, the ``out_of_range`` flag and clamping all read it)."""
+    threshold = head.get("binary_threshold")
+    if threshold is not None and not low <= threshold <= high:
+        raise ValueError(f"{where} ({head['name']}): binary_threshold {threshold} is outside its score_range "
+                         f"[{low}, {high}]")
+    outside = [v for v in head.get("bin_values", []) if not low <= v <= high]
+    if outside:
+        raise ValueError(f"{where} ({head['name']}): bin_values {outside} are outside its score_range [{low}, {high}]")
+
+
+def validate_score_reference(reference: Optional[dict[str, Any]], head_names: list[str]) -> Optional[dict[str, Any]]:
+    """Check a ``score_reference`` (see ``aesmamba_hf.evaluation.calibration``): known heads, sorted numbers."""
+    if reference is None:
+        return None
+    if not isinstance(reference, dict) or not isinstance(reference.get("heads"), dict) or not reference["heads"]:
+        raise ValueError("score_reference must be a dict with a non-empty 'heads' mapping (see "
+                         "aesmamba_hf.evaluation.calibration.build_score_reference)")
+    size = reference.get("size")
+    if not isinstance(size, int) or size < 1:
+        raise ValueError(f"score_reference['size'] must be a positive int, got {size!r}")
+    for name, table in reference["heads"].items():
+        if name not in head_names:
+            raise ValueError(f"score_reference names head {name!r}, which this model does not have ({head_names})")
+        quantiles = table.get("quantiles") if isinstance(table, dict) else None
+        if not quantiles or len(quantiles) < 2:
+            raise ValueError(f"score_reference head {name!r} needs at least 2 'quantiles'")
+        for key in ("quantiles", "sorted_scores"):
+            values = table.get(key)
+            if values is not None and any(b < a for a, b in zip(values, values[1:])):
+                raise ValueError(f"score_reference head {name!r}: {key} must be sorted ascending")
+        if table.get("sorted_scores") is not None and len(table["sorted_scores"]) != table.get("count", size):
+            raise ValueError(f"score_reference head {name!r}: sorted_scores must hold all "
+                             f"{table.get('count', size)} scores")
+    return reference
 
 
 class AesMambaConfig(PretrainedConfig):
@@ -125,6 +164,10 @@ class AesMambaConfig(PretrainedConfig):
         variant: published variant name, e.g. ``"aesmamba-v-ava"``.
         random_weights: True only when this package substituted random weights for a pretrained variant the
             user asked for (explicit opt-in); training or saving a model you built leaves it False.
+        score_reference: the distribution of this model's scores on a reference set (``None``: none), what
+            ``percentile`` is computed from: ``{"source", "size", "heads": {name: {"quantiles" (101, at
+            0, 1, ..., 100 %), "sorted_scores" (every score, for sets up to 2,000), "count", "mean", "std",
+            "out_of_range"}}, ...}``. Built by ``aesmamba calibrate`` / ``aesmamba_hf.evaluation.calibration``.
 
     ``return_dict``, ``output_hidden_states`` and ``output_attentions`` (transformers' own fields) are the
     defaults of the models' ``forward`` arguments, read at call time, as is ``mask_text_padding``.
@@ -159,6 +202,7 @@ class AesMambaConfig(PretrainedConfig):
         initializer_range: float = 0.02,
         variant: Optional[str] = None,
         random_weights: bool = False,
+        score_reference: Optional[dict[str, Any]] = None,
         **kwargs,
     ):
         try:
@@ -197,6 +241,7 @@ class AesMambaConfig(PretrainedConfig):
         self.initializer_range = initializer_range
         self.variant = variant
         self.random_weights = random_weights
+        self.score_reference = validate_score_reference(copy.deepcopy(score_reference), self.head_names)
         super().__init__(**kwargs)
 
     # --- derived views -------------------------------------------------------------------------
@@ -257,4 +302,5 @@ class AesMambaConfig(PretrainedConfig):
         return cls(**defaults)
 
 
-__all__ = ["AesMambaConfig", "default_heads", "head_from_dataset", "validate_heads", "TASKS"]
+__all__ = ["AesMambaConfig", "default_heads", "head_from_dataset", "validate_heads", "validate_score_reference",
+           "TASKS"]

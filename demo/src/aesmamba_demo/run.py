@@ -1080,6 +1080,15 @@ def _run(out: Path, config: DemoConfig, preset: str, overwrite: bool,
         report["evaluation"] = evaluation
 
         with progress.stage("export", "Hub-ready model folders"):
+            # score references (percentiles in every result) from the validation photos, stated on the cards
+            from aesmamba_hf.evaluation.calibration import dataset_score_reference
+
+            for key in ("V", "M", "F", "P"):
+                with _text_cache(trained[key], config), warnings.catch_warnings():
+                    warnings.filterwarnings("ignore", category=UserWarning)
+                    trained[key].config.score_reference = dataset_score_reference(
+                        trained[key], processors[key], data.splits[key]["validation"], batch_size=64,
+                        source=f"the demo benchmark's validation split ({key})")
             exported = {}
             for key in ("V", "M", "F", "P"):
                 folder = staging / "models" / MODEL_NAMES[key]

@@ -8,7 +8,9 @@ import sys
 from collections.abc import Sequence
 from typing import Optional
 
-SUBCOMMANDS = ("demo", "score", "info", "download", "train", "evaluate", "piaa", "export", "publish", "app")
+SUBCOMMANDS = (
+    "demo", "score", "info", "download", "train", "evaluate", "piaa", "export", "publish", "app", "calibrate",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -86,6 +86,7 @@ def describe_model(name: str) -> dict[str, Any]:
             }
             for h in config.heads
         ],
+        "score_reference": _reference_summary(getattr(config, "score_reference", None)),
         "preprocessing": {
             "source": processor_source,
             "eval": f"resize {ip.size.height}x{ip.size.width} ({resample}), scale 1/255, "
@@ -98,6 +99,14 @@ def describe_model(name: str) -> dict[str, Any]:
             "text": text_input,
         },
     }
+
+
+def _reference_summary(reference: Any) -> Any:
+    """Where the model's percentiles come from (``None``: no reference, no percentiles)."""
+    if not reference:
+        return None
+    return {"source": reference.get("source"), "size": reference["size"], "method": reference.get("method"),
+            "median": {name: t["quantiles"][len(t["quantiles"]) // 2] for name, t in reference["heads"].items()}}
 
 
 def format_description(info: dict[str, Any]) -> str:
@@ -117,6 +126,13 @@ def format_description(info: dict[str, Any]) -> str:
         better = "higher is better" if h["higher_is_better"] else "lower is better"
         classes = f", {h['scale_classes']} scale classes" if h["scale_classes"] else ""
         lines.append(f"  {h['name']:<18} {kind:<26} range {lo:g}-{hi:g}, {better}{classes}")
+    reference = info.get("score_reference")
+    if reference is None:
+        lines.append("score reference: none (no percentiles; `aesmamba calibrate MODEL IMAGES` adds one)")
+    else:
+        medians = ", ".join(f"{name} {value:g}" for name, value in reference["median"].items())
+        lines.append(f"score reference: {reference['source']}, {reference['size']} images ({reference['method']}); "
+                     f"median {medians}")
     pre = info["preprocessing"]
     mean = ", ".join(f"{v:.4f}" for v in pre["image_mean"])
     std = ", ".join(f"{v:.4f}" for v in pre["image_std"])

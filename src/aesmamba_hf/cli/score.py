@@ -7,7 +7,11 @@
 * results are appended batch by batch, each batch as complete lines in one write followed by flush+fsync;
   a torn last line left by a crash is cut off on the next run;
 * re-running with the same ``--output`` resumes: files already in the output are skipped (``--retry-errors``
-  drops the error rows once, atomically, and tries those files again).
+  drops the error rows once, atomically, and tries those files again);
+* videos (.mp4, .mov, .mkv, .webm, ...; needs PyAV) are scored on sampled frames (``--frames N``, default 8, or
+  ``--every-seconds S``): one row per frame (``frame``, ``time``) and an aggregate row (``frame=aggregate``,
+  ``--aggregate`` picks its ``score``); an unreadable video is an error row;
+* a model carrying a score reference (``aesmamba calibrate``) adds ``percentile`` columns.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ import sys
 import warnings
 from typing import Any
 
-from ..inference.files import IMAGE_EXTENSIONS, find_comment, iter_image_files, load_comments
+from ..inference.files import IMAGE_EXTENSIONS, find_comment, is_video_path, iter_image_files, load_comments
 from ..inference.loading import LEGACY_RANDOM_WEIGHTS_MARKER as RANDOM_WEIGHTS_MARKER
 from ..inference.results import ResultWriter, csv_columns, flatten_record, output_format
 from ..io_utils import check_output_file
@@ -49,7 +53,28 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--random-weights", action="store_true",
                         help="accept a model marked as holding random weights (its scores are meaningless)")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    _add_media_arguments(parser)
     parser.set_defaults(func=run)
+
+
+def _add_media_arguments(parser: argparse.ArgumentParser) -> None:
+    """Videos (frames sampled and aggregated, see docs/video.md) and the score range (clamping)."""
+    group = parser.add_argument_group("videos and score ranges")
+    sampling = group.add_mutually_exclusive_group()
+    sampling.add_argument("--frames", type=int, metavar="N",
+                          help="videos: score N frames spread uniformly over the video (default 8)")
+    sampling.add_argument("--every-seconds", type=float, metavar="S", help="videos: score a frame every S seconds")
+    group.add_argument("--aggregate", choices=["mean", "median", "trimmed_mean"], default="mean",
+                       help="videos: the statistic of the frame scores in the aggregate row's score (default mean; "
+                       "all three get their own columns)")
+    group.add_argument("--clamp", action="store_true", help="report a score outside its head's score range at the "
+                       "nearest end of the range (still flagged out_of_range)")
+
+
+def _frame_sampling(args: argparse.Namespace) -> Any:
+    from ..inference.video import FrameSampling
+
+    return FrameSampling(frames=args.frames, every_seconds=args.every_seconds, aggregate=args.aggregate)
 
 
 def _fail(message: str) -> int:
@@ -112,10 +137,12 @@ def run(args: argparse.Namespace) -> int:
 
     from ..inference.loading import LoaderWarning, ModelLoadError, load_model
     from ..inference.predictor import Predictor
+    from ..inference.video import media_rows, predict_media
 
     if args.batch_size < 1:
         return _fail("--batch-size must be >= 1")
     try:
+        sampling = _frame_sampling(args)
         _check_output(args.output)
         with warnings.catch_warnings():  # the notes are printed once, below, not also as Python warnings
             warnings.simplefilter("ignore", LoaderWarning)
@@ -132,7 +159,7 @@ def run(args: argparse.Namespace) -> int:
 
     output_path = os.path.abspath(args.output)
     files = [f for f in iter_image_files(args.paths, all_files=args.all_files) if f != output_path]
-    writer = ResultWriter(args.output, csv_columns(config))
+    writer = ResultWriter(args.output, csv_columns(config, video=any(map(is_video_path, files))))
     try:
         existing = writer.read_existing()
     except ValueError as err:
@@ -158,8 +185,8 @@ def run(args: argparse.Namespace) -> int:
                          "comment": find_comment(comments, path, args.paths) if comments else None} for path in batch]
             matched += sum(e["comment"] is not None for e in examples)
             records = []
-            for path, record in zip(batch, predictor.predict_examples(examples).records(config)):
-                records.append({"path": path, **record})
+            for path, record in zip(batch, predict_media(predictor, examples, sampling, clamp=args.clamp)):
+                records += media_rows(path, record)  # a video: one row per frame + its aggregate row
                 if record["status"] == "error":
                     failures.append((path, record["error"]))
                     progress.write(f"unreadable: {path}: {record['error']}", file=sys.stderr)

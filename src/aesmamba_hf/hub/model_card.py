@@ -93,6 +93,42 @@ def _metrics_section(metrics: Optional[dict[str, Any]]) -> tuple[str, list[Any]]
     return "\n".join(lines), results
 
 
+REFERENCE_HEADING = "## Score reference"
+
+
+def score_reference_section(reference: Optional[dict[str, Any]]) -> str:
+    """The body of the card's "Score reference" section: what a score means on a stated set of images."""
+    from ..evaluation.calibration import EXACT_LIMIT, NUM_QUANTILES, describe_reference
+
+    if not reference:
+        return ("No reference distribution is attached, so results carry no `percentile`. Compute one on your own "
+                "validation images with `aesmamba calibrate MODEL IMAGES/` (see the package's docs/calibration.md); "
+                "from then on every result also says which share of those images scored at or below it.")
+    return "\n".join([
+        "Results carry `percentile`: the share of the reference images, in percent, whose score is at or below "
+        "the result's raw score (per head). It says where a score stands among images the model was calibrated "
+        "on, not an absolute quality.", "",
+        *describe_reference(reference), "",
+        f"Stored in `config.json` (`score_reference`): {NUM_QUANTILES} quantiles per head, plus every sorted score "
+        f"for sets of up to {EXACT_LIMIT:,} images (exact percentiles). Recompute it on your own images with "
+        "`aesmamba calibrate`.",
+    ])
+
+
+def with_score_reference(card_text: str, reference: Optional[dict[str, Any]]) -> str:
+    """``card_text`` with its "Score reference" section replaced (or added before "Evaluation"/"How to use")."""
+    section = f"{REFERENCE_HEADING}\n\n{score_reference_section(reference)}\n"
+    start = card_text.find(REFERENCE_HEADING + "\n")
+    if start >= 0:
+        end = card_text.find("\n## ", start + 1)
+        return card_text[:start] + section + (card_text[end:] if end >= 0 else "")
+    for heading in ("\n## Evaluation", "\n## How to use", "\n## License"):
+        where = card_text.find(heading)
+        if where >= 0:
+            return card_text[: where + 1] + section + "\n" + card_text[where + 1 :]
+    return card_text.rstrip("\n") + "\n\n" + section
+
+
 def build_model_card(
     config: AesMambaConfig,
     processor: Any = None,
@@ -187,10 +223,12 @@ def build_model_card(
         num_heads=config.num_heads, heads_table="\n".join(rows),
         distribution_note="`outputs.distribution` holds the predicted vote distribution over the bins."
         if config.distribution_head else "",
+        score_reference=score_reference_section(getattr(config, "score_reference", None)),
         metrics=metrics_md, repo_id=repo_id, text_arg=text_arg, proc_arg=proc_arg, cli_arg=cli_arg,
         head_names=", ".join(config.head_names), license=license, dataset=config.dataset, citation=CITATION,
     )
     return ModelCard(content)
 
 
-__all__ = ["BASE_TAGS", "CITATION", "DEFAULT_LICENSE", "PIPELINE_TAG", "build_model_card"]
+__all__ = ["BASE_TAGS", "CITATION", "DEFAULT_LICENSE", "PIPELINE_TAG", "build_model_card", "score_reference_section",
+           "with_score_reference"]

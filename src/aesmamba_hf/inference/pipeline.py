@@ -21,8 +21,15 @@ Bad inputs:
   ``TypeError`` naming its position and the accepted types, before anything is scored;
 * a URL is not fetched: download the image first.
 
+Videos (a path with a video extension, alone or in a list with images): frames are sampled (``frames=8`` by
+default, or ``every_seconds=``), scored and aggregated (``aggregate="mean"``, ``"median"`` or
+``"trimmed_mean"``); the result is the aggregate record with the frames' records under ``frames`` (see
+:mod:`aesmamba_hf.inference.video`). A single unreadable video raises :class:`VideoLoadError`; in a list it
+becomes an error record.
+
 Scores are the heads' raw outputs (see :func:`~aesmamba_hf.inference.predictor.format_predictions`): a value
-outside a head's ``score_range`` is returned as it is and flagged ``out_of_range: true``.
+outside a head's ``score_range`` is returned as it is and flagged ``out_of_range: true`` (``clamp=True``: moved
+to the nearest end of the range, still flagged). A model with a score reference also returns ``percentile``.
 """
 
 from __future__ import annotations
@@ -36,6 +43,7 @@ import torch
 from PIL import Image
 from transformers import Pipeline
 
+from .files import is_video_path
 from .loading import (
     LoaderWarning,
     has_random_weights,
@@ -44,6 +52,7 @@ from .loading import (
     random_weights_banner,
 )
 from .predictor import Predictor, format_predictions
+from .video import FrameSampling, VideoLoadError, predict_media
 
 TASK_NAME = "image-aesthetics"
 ACCEPTED_INPUTS = ("a file path (str or os.PathLike)", "a PIL image", "a numpy array or torch tensor (H×W×C or C×H×W)",
@@ -86,24 +95,31 @@ class ImageAestheticsPipeline(Pipeline):
         self.tokenizer = self.processor.tokenizer
 
     def __call__(self, inputs: Any, **kwargs: Any) -> Any:
+        sampling = _frame_sampling(kwargs)  # frames= / every_seconds= / aggregate= (videos)
         if isinstance(inputs, (list, tuple)):
-            return self._score_list(list(inputs), **kwargs)
+            return self._score_list(list(inputs), sampling=sampling, **kwargs)
+        if is_video_path(inputs.get("image") if isinstance(inputs, dict) else inputs):
+            record = self._score_list([inputs], sampling=sampling, **kwargs)[0]
+            if record["status"] == "error":
+                raise VideoLoadError(record.get("path"), record["error"])
+            return record
         if not _is_stream(inputs):  # generators and datasets stream through transformers' own loop
             check_input(inputs)
         return super().__call__(inputs, **kwargs)
 
     def _score_list(self, items: list[Any], batch_size: Optional[int] = None, num_workers: Optional[int] = None,
-                    **kwargs: Any) -> list[dict[str, Any]]:
+                    sampling: Optional[FrameSampling] = None, **kwargs: Any) -> list[dict[str, Any]]:
         """A list through the one batched predictor: a bad item becomes an error record, the rest is scored."""
         for index, item in enumerate(items):
             check_input(item, index)
         preprocess, _, postprocess = self._sanitize_parameters(**kwargs)
         preprocess = {**self._preprocess_params, **preprocess}
-        decimals = {**self._postprocess_params, **postprocess}.get("decimals")
+        postprocess = {**self._postprocess_params, **postprocess}
         examples = [self._example(item, **preprocess) for item in items]
         size = batch_size or self._batch_size or 1
         predictor = Predictor(self.model, self.processor, batch_size=size, decode_workers=num_workers or 0)
-        records = predictor.predict_examples(examples).records(self.model.config, decimals)
+        records = predict_media(predictor, examples, sampling, decimals=postprocess.get("decimals"),
+                                clamp=postprocess.get("clamp", False))
         for index, (item, record) in enumerate(zip(items, records)):
             if record["status"] == "error":
                 record["input"] = index
@@ -113,7 +129,7 @@ class ImageAestheticsPipeline(Pipeline):
         return records
 
     def _sanitize_parameters(self, comment: Any = None, user: Any = None, decimals: Optional[int] = None,
-                             **kwargs: Any) -> tuple[dict, dict, dict]:
+                             clamp: Optional[bool] = None, **kwargs: Any) -> tuple[dict, dict, dict]:
         if kwargs:
             raise TypeError(f"unexpected arguments for the image-aesthetics pipeline: {sorted(kwargs)}")
         preprocess: dict[str, Any] = {}
@@ -122,6 +138,8 @@ class ImageAestheticsPipeline(Pipeline):
         if user is not None:
             preprocess["user"] = user
         postprocess = {"decimals": decimals} if decimals is not None else {}
+        if clamp is not None:
+            postprocess["clamp"] = bool(clamp)
         return preprocess, {}, postprocess
 
     def _example(self, inputs: Any, comment: Any = None, user: Any = None) -> dict[str, Any]:
@@ -139,10 +157,17 @@ class ImageAestheticsPipeline(Pipeline):
     def _forward(self, model_inputs: dict[str, torch.Tensor]) -> dict[str, Optional[torch.Tensor]]:
         return self.predictor.forward(model_inputs)
 
-    def postprocess(self, model_outputs: dict[str, Any], decimals: Optional[int] = None) -> dict[str, Any]:
+    def postprocess(self, model_outputs: dict[str, Any], decimals: Optional[int] = None,
+                    clamp: bool = False) -> dict[str, Any]:
         record = format_predictions(self.model.config, model_outputs["scores"], model_outputs.get("distribution"),
-                                    model_outputs.get("class_logits"), decimals=decimals)[0]
+                                    model_outputs.get("class_logits"), decimals=decimals, clamp=clamp)[0]
         return {"status": "ok", **record}
+
+
+def _frame_sampling(kwargs: dict[str, Any]) -> Optional[FrameSampling]:
+    """Pop the video arguments (``frames``, ``every_seconds``, ``aggregate``) from a call's keyword arguments."""
+    given = {key: kwargs.pop(key) for key in ("frames", "every_seconds", "aggregate") if key in kwargs}
+    return FrameSampling(**given) if given else None
 
 
 def _is_stream(inputs: Any) -> bool:

@@ -24,6 +24,7 @@ from typing import Any, Optional, Union
 import numpy as np
 import torch
 
+from ..evaluation.calibration import percentile_tables
 from ..image_processing_aesmamba import ImageLoadError
 from ..tasks import Task
 from ..training.collator import AesMambaDataCollator, open_image_cell
@@ -62,7 +63,7 @@ class Predictions:
         mask[list(self.errors)] = False
         return mask
 
-    def records(self, config: Any, decimals: Optional[int] = None) -> list[dict[str, Any]]:
+    def records(self, config: Any, decimals: Optional[int] = None, clamp: bool = False) -> list[dict[str, Any]]:
         """One dict per example: ``status`` ``ok`` with :func:`format_predictions`' fields, or ``error``."""
         out: list[dict[str, Any]] = []
         for i in range(len(self.scores)):
@@ -71,7 +72,8 @@ class Predictions:
                 continue
             dist = None if self.distribution is None else torch.from_numpy(self.distribution[i : i + 1])
             logits = None if self.class_logits is None else torch.from_numpy(self.class_logits[i : i + 1])
-            record = format_predictions(config, torch.from_numpy(self.scores[i : i + 1]), dist, logits, decimals)[0]
+            record = format_predictions(config, torch.from_numpy(self.scores[i : i + 1]), dist, logits, decimals,
+                                        clamp=clamp)[0]
             out.append({"status": "ok", **record})
         return out
 
@@ -262,6 +264,7 @@ def format_predictions(
     distribution: Optional[torch.Tensor] = None,
     class_logits: Optional[torch.Tensor] = None,
     decimals: Optional[int] = None,
+    clamp: bool = False,
 ) -> list[dict[str, Any]]:
     """Batched model outputs → one plain dict per image.
 
@@ -274,7 +277,13 @@ def format_predictions(
     outside the head's ``score_range`` (e.g. 0.83 on PARA's 1–5 scale, from an undertrained model or an image
     unlike the training data). Scores are returned as the model gives them, never clamped (clamping would hide
     the problem and tie such images), and flagged ``out_of_range: true``; treat them with suspicion. A
-    distribution head's expected score always lies inside its bins.
+    distribution head's expected score always lies inside its bins. ``clamp=True`` (opt-in) reports such a
+    score at the nearest end of the range instead, still flagged ``out_of_range``.
+
+    When the model carries a reference distribution (``config.score_reference``, see
+    :mod:`aesmamba_hf.evaluation.calibration`), each head of the reference also gets ``percentile``: the share
+    of the reference set, in percent, that scored at or below the raw score. Without one there is no
+    ``percentile`` key.
     """
 
     def num(value: float) -> float:
@@ -290,6 +299,7 @@ def format_predictions(
     classes = None
     if class_logits is not None and class_index:
         classes = torch.as_tensor(class_logits).detach().float().cpu().argmax(dim=-1)
+    tables = percentile_tables(getattr(config, "score_reference", None))
     overall = overall_head_index(config)
     dist_head = next((h for h in config.heads if h["kind"] == "distribution"), None)
     results = []
@@ -299,16 +309,19 @@ def format_predictions(
             name = head["name"]
             has_class = classes is not None and name in class_index
             low, high = (float(v) for v in head["score_range"])
+            raw = float(scores[i, j])
             heads[name] = {
-                "score": num(scores[i, j]),
+                "score": num(min(max(raw, low), high) if clamp else raw),
                 "score_range": [low, high],
                 "higher_is_better": bool(head.get("higher_is_better", True)),
                 "scale_class": int(classes[i, class_index[name]]) if has_class else None,
-                "out_of_range": not low <= float(scores[i, j]) <= high,
+                "out_of_range": not low <= raw <= high,
             }
+            if name in tables:
+                heads[name]["percentile"] = num(tables[name].of(raw))
         main = heads[config.heads[overall]["name"]]
-        result: dict[str, Any] = {key: main[key] for key in ("score", "score_range", "higher_is_better",
-                                                            "scale_class", "out_of_range")}
+        keys = ("score", "score_range", "higher_is_better", "scale_class", "out_of_range", "percentile")
+        result: dict[str, Any] = {key: main[key] for key in keys if key in main}
         result["heads"] = heads
         result["distribution"] = None
         if distribution is not None and dist_head is not None:

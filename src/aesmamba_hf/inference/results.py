@@ -25,11 +25,20 @@ def output_format(path: str) -> str:
     raise ValueError(f"--output must end in .csv or .jsonl, got {path!r}")
 
 
-def csv_columns(config: Any) -> list[str]:
+def csv_columns(config: Any, video: bool = False) -> list[str]:
+    """The CSV header for ``config``'s results: ``percentile`` columns only for a model with a score reference,
+    ``frame``/``time``/aggregate columns only when videos are scored (``video=True``)."""
+    reference = (getattr(config, "score_reference", None) or {}).get("heads", {})
     columns = ["path", "status", "score", "scale_class"]
+    if video:
+        columns[1:1] = ["frame", "time"]
+        columns += ["score_mean", "score_median", "score_trimmed_mean"]
+    if reference:
+        columns.append("percentile")
     if len(config.heads) > 1:
         for head in config.heads:
             columns.append(f"score_{head['name']}")
+        columns += [f"percentile_{h['name']}" for h in config.heads if h["name"] in reference]
         if any(h.get("num_scale_classes", 0) for h in config.heads):
             columns += [f"class_{h['name']}" for h in config.heads if h.get("num_scale_classes", 0)]
     dist = next((h for h in config.heads if h["kind"] == "distribution"), None)
@@ -131,12 +140,22 @@ class ResultWriter:
 def flatten_record(record: dict[str, Any], columns: list[str]) -> dict[str, Any]:
     """A JSON-style result record as one CSV row."""
     row = {"path": record["path"], "status": record["status"], "error": record.get("error", "")}
+    for key in ("frame", "time"):  # a video's rows
+        if key in columns and record.get(key) is not None:
+            row[key] = record[key]
     if record["status"] == "ok":
         row["score"] = record["score"]
         row["scale_class"] = "" if record.get("scale_class") is None else record["scale_class"]
+        if "percentile" in columns and record.get("percentile") is not None:
+            row["percentile"] = record["percentile"]
+        for statistic in ("mean", "median", "trimmed_mean"):  # a video's aggregate row
+            if f"score_{statistic}" in columns and record.get(statistic) is not None:
+                row[f"score_{statistic}"] = record[statistic]
         for name, head in record.get("heads", {}).items():
             if f"score_{name}" in columns:
                 row[f"score_{name}"] = head["score"]
+            if f"percentile_{name}" in columns and head.get("percentile") is not None:
+                row[f"percentile_{name}"] = head["percentile"]
             if f"class_{name}" in columns and head.get("scale_class") is not None:
                 row[f"class_{name}"] = head["scale_class"]
         distribution = record.get("distribution")
