@@ -22,6 +22,7 @@ from ..inference.files import IMAGE_EXTENSIONS, find_comment, iter_image_files, 
 from ..inference.loading import LEGACY_RANDOM_WEIGHTS_MARKER as RANDOM_WEIGHTS_MARKER
 from ..inference.results import ResultWriter, csv_columns, flatten_record, output_format
 from ..io_utils import check_output_file
+from .score_ray import add_ray_arguments, misplaced_flags, run_ray
 
 # -- command --------------------------------------------------------------------------------------------
 
@@ -49,6 +50,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--random-weights", action="store_true",
                         help="accept a model marked as holding random weights (its scores are meaningless)")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    add_ray_arguments(parser)
     parser.set_defaults(func=run)
 
 
@@ -115,6 +117,10 @@ def run(args: argparse.Namespace) -> int:
 
     if args.batch_size < 1:
         return _fail("--batch-size must be >= 1")
+    if misplaced_flags(args):
+        return _fail(f"{', '.join(misplaced_flags(args))} cannot be used with --engine {args.engine}")
+    if args.engine == "ray":
+        return run_ray(args)
     try:
         _check_output(args.output)
         with warnings.catch_warnings():  # the notes are printed once, below, not also as Python warnings
