@@ -5,9 +5,9 @@ from __future__ import annotations
 import io
 
 import pytest
-from _ray_inputs import image_folder, parquet_with_bytes, png_bytes, webdataset_shard
 from PIL import Image
 
+from _ray_inputs import image_folder, parquet_with_bytes, png_bytes, webdataset_shard
 from aesmamba_hf.data.sources import (
     InputSourceError,
     InputUnit,

@@ -25,12 +25,11 @@ import json
 import logging
 import math
 import os
-import re
 import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any, Optional, Union
+from typing import Any, Optional
 
 import numpy as np
 
@@ -40,7 +39,6 @@ KEY, STATUS, ERROR, KEEP = "key", "status", "error", "keep"
 SHARD_COLUMN, ROW_COLUMN = "_shard", "_row"  # where a row belongs; dropped before a shard is written
 MODEL_CONSTANTS = ("score_range", "higher_is_better")  # the same for every row: kept in _job.json, not per row
 READ_CPUS_PER_TASK = 0.25
-_BYTES_REPR = re.compile(r"<_io\.BytesIO object at 0x[0-9a-f]+>")
 
 
 # -- rows ----------------------------------------------------------------------------------------------
@@ -150,7 +148,8 @@ class BatchScorer:
         passthrough: input columns copied to the output unchanged.
         with_distribution: add ``p_<bin>`` columns for a distribution head.
         head, min_score: add ``keep`` (``status`` ok and at least as good as ``min_score`` on ``head``).
-        as_arrow: return a ``pyarrow.Table`` with :func:`output_schema` (Ray) instead of a dict of lists.
+        as_arrow: return a ``pyarrow.Table`` typed by :func:`output_schema` (default; Ray and ``datasets`` both
+            take it, and a first batch of only errors still has typed score columns) or a dict of lists.
 
     ``datasets`` on one machine: ``ds.map(BatchScorer("aesmamba-v-ava"), batched=True, batch_size=32)``; cast an
     ``Image`` column to ``Image(decode=False)`` first so that a broken file is an error row, not an exception
@@ -162,7 +161,7 @@ class BatchScorer:
                  threads: Optional[int] = None, allow_random: bool = False, image_column: str = "image",
                  key_column: str = "key", error_column: Optional[str] = None, passthrough: Sequence[str] = (),
                  with_distribution: bool = False, head: Optional[str] = None, min_score: Optional[float] = None,
-                 as_arrow: bool = False):
+                 as_arrow: bool = True):
         from .loading import LoadedModel, load_model
 
         self._arguments = dict(batch_size=batch_size, device=device, decode_workers=decode_workers, threads=threads,
@@ -190,10 +189,7 @@ class BatchScorer:
         return (_rebuild_scorer, (type(self), self._model_argument, self._arguments))
 
     def _row(self, key: Any, record: Mapping[str, Any]) -> dict[str, Any]:
-        error = record.get(ERROR)
-        if error:  # PIL names an in-memory file by its repr; say what it is
-            error = _BYTES_REPR.sub("the image bytes", error)
-        row = {KEY: None if key is None else str(key), STATUS: record[STATUS], ERROR: error}
+        row = {KEY: None if key is None else str(key), STATUS: record[STATUS], ERROR: record.get(ERROR)}
         if record[STATUS] == "ok":
             row.update(flatten_record(self.config, record, self.with_distribution))
         if self.head is not None:
