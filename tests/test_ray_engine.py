@@ -99,6 +99,13 @@ def test_cli_refuses_threshold_before_any_work(model_dir, tmp_path, capsys):
     assert rc == 2 and "--min-score cannot be used with --engine local" in capsys.readouterr().err
 
 
+def test_cli_ray_engine_refuses_random_weights_without_opt_in(tmp_path, capsys):
+    marked = save_tiny_model(tmp_path / "random", random_weights=True)
+    out = tmp_path / "out"
+    rc = main(["score", str(image_folder(tmp_path / "imgs", 1)), "-m", str(marked), "--engine", "ray", "-o", str(out)])
+    assert rc == 2 and "RANDOM weights" in capsys.readouterr().err and not out.exists()
+
+
 def test_batch_scorer_serves_datasets_map(model_dir, local_predictor):
     import datasets
 
