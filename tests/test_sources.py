@@ -123,3 +123,20 @@ def test_cell_bytes_kinds():
     assert cell_bytes(b"abc") == (b"abc", None)
     assert cell_bytes(b"") == (None, "empty image bytes")
     assert cell_bytes(None) == (None, "no image in this row")
+
+
+def test_image_bytes_decode_by_the_file_rules():
+    """A Parquet/webdataset cell decodes like a file: a loaded RGB image, or an ImageLoadError with the reason
+    (a truncated PNG used to escape as a bare AssertionError from PIL, failing the whole batch)."""
+    import numpy as np
+
+    from aesmamba_hf.image_processing_aesmamba import ImageLoadError
+    from aesmamba_hf.training.collator import open_image_cell
+
+    image = open_image_cell({"bytes": png_bytes(3), "path": None}, {}, 0)
+    assert np.asarray(image).shape == (32, 40, 3)
+    assert np.array_equal(np.asarray(open_image_cell(png_bytes(3), {}, 0)), np.asarray(image))
+    with pytest.raises(ImageLoadError, match="truncated|corrupt"):
+        open_image_cell({"bytes": png_bytes(3)[:60]}, {}, 0)
+    with pytest.raises(ImageLoadError, match="not an image file"):
+        open_image_cell({"bytes": b"text"}, {}, 0)
