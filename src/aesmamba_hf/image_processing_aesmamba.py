@@ -15,6 +15,7 @@ Files that cannot be decoded raise :class:`ImageLoadError` naming the file.
 from __future__ import annotations
 
 import errno
+import io
 import os
 import stat
 import warnings
@@ -130,7 +131,8 @@ def load_image(image: ImageLike, max_pixels: Optional[int] = None) -> Image.Imag
     """Open an image file (or take a PIL image) and return an upright 8-bit RGB ``PIL.Image``.
 
     Args:
-        image: a path, or an already opened ``PIL.Image`` (EXIF orientation and mode are normalized too).
+        image: a path, encoded image bytes (a Parquet/webdataset cell), or an already opened ``PIL.Image``
+            (EXIF orientation and mode are normalized too).
         max_pixels: refuse images with more pixels than this. Defaults to PIL's decompression-bomb error
             threshold (``2 * PIL.Image.MAX_IMAGE_PIXELS``, ~179 MP).
 
@@ -140,10 +142,13 @@ def load_image(image: ImageLike, max_pixels: Optional[int] = None) -> Image.Imag
     """
     if isinstance(image, Image.Image):
         return normalize_pil_image(image)
-    if not isinstance(image, (str, os.PathLike)):
-        raise TypeError(f"load_image expects a path or a PIL image, got {type(image).__name__}")
-    path = Path(image)
-    _check_image_file(os.fspath(image), path)
+    if isinstance(image, (bytes, bytearray, memoryview)):  # decoded by the same rules as a file
+        path, source = None, io.BytesIO(bytes(image))
+    elif isinstance(image, (str, os.PathLike)):
+        path = source = Path(image)
+        _check_image_file(os.fspath(image), path)
+    else:
+        raise TypeError(f"load_image expects a path, image bytes or a PIL image, got {type(image).__name__}")
     limit = max_pixels
     if limit is None and Image.MAX_IMAGE_PIXELS:
         limit = 2 * Image.MAX_IMAGE_PIXELS
@@ -151,7 +156,7 @@ def load_image(image: ImageLike, max_pixels: Optional[int] = None) -> Image.Imag
         with warnings.catch_warnings():
             # Between 1x and 2x MAX_IMAGE_PIXELS PIL only warns; the size check below decides instead.
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(path) as opened:
+            with Image.open(source) as opened:
                 width, height = opened.size
                 if limit is not None and width * height > limit:
                     raise ImageLoadError(

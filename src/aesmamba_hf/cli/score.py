@@ -26,6 +26,7 @@ from ..inference.files import IMAGE_EXTENSIONS, find_comment, is_video_path, ite
 from ..inference.loading import LEGACY_RANDOM_WEIGHTS_MARKER as RANDOM_WEIGHTS_MARKER
 from ..inference.results import ResultWriter, csv_columns, flatten_record, output_format
 from ..io_utils import check_output_file
+from .score_ray import add_ray_arguments, misplaced_flags, run_ray
 
 # -- command --------------------------------------------------------------------------------------------
 
@@ -54,6 +55,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="accept a model marked as holding random weights (its scores are meaningless)")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     _add_media_arguments(parser)
+    add_ray_arguments(parser)
     parser.set_defaults(func=run)
 
 
@@ -141,6 +143,10 @@ def run(args: argparse.Namespace) -> int:
 
     if args.batch_size < 1:
         return _fail("--batch-size must be >= 1")
+    if misplaced_flags(args):
+        return _fail(f"{', '.join(misplaced_flags(args))} cannot be used with --engine {args.engine}")
+    if args.engine == "ray":
+        return run_ray(args)
     try:
         sampling = _frame_sampling(args)
         _check_output(args.output)

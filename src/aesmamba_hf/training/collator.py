@@ -9,7 +9,6 @@ evaluation splits the deterministic resize to
 
 from __future__ import annotations
 
-import io
 import logging
 import math
 import os
@@ -17,7 +16,6 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Optional
 
 import torch
-from PIL import Image
 
 from ..image_processing_aesmamba import ImageLoadError, load_image
 from ..tasks import Task
@@ -36,10 +34,9 @@ def open_image_cell(value: Any, row: Mapping[str, Any], index: int) -> Any:
     try:
         if isinstance(value, Mapping):
             if value.get("bytes"):
-                with Image.open(io.BytesIO(value["bytes"])) as opened:
-                    return load_image(opened)
+                return load_image(value["bytes"])  # the file rules (truncated data, bombs) apply to bytes too
             value = value.get("path")
-        if isinstance(value, (str, os.PathLike)):
+        if isinstance(value, (str, os.PathLike, bytes, bytearray)):
             return load_image(value)
     except ImageLoadError as err:
         if not (row.get("source") or row.get("image_id")):
