@@ -298,7 +298,8 @@ def test_info_describes_the_model(models, capsys):
 def test_variant_table():
     expected = {"aesmamba-v", "aesmamba-v-ava", "aesmamba-v-photonet", "aesmamba-v-para", "aesmamba-v-aadb",
                 "aesmamba-v-tad66k", "aesmamba-m", "aesmamba-m-ava", "aesmamba-m-photonet", "aesmamba-f",
-                "aesmamba-f-para", "aesmamba-p", "aesmamba-p-para"}
+                "aesmamba-f-para", "aesmamba-p", "aesmamba-p-para",
+                "aesmamba-v-dagger-tad66k", "aesmamba-v-dagger", "aesmamba-v-b-tad66k"}
     assert set(ALIASES) == expected
     assert get_variant("aesmamba-p").repo_id == "aesmamba-hf/aesmamba-p-para"
     assert get_variant("AesMamba-V").name == "aesmamba-v-ava"

@@ -32,6 +32,7 @@ from .modeling_vmamba import VMambaModel
 from .processing_aesmamba import AesMambaProcessor
 from .prompts import UserProfile, build_prompt, clean_comment
 from .registry import VARIANTS, get_variant, list_variants, resolve_model, variant_config
+from .reward import AestheticReward, load_reward
 from .selective_scan import selective_scan_fn
 from .tasks import Task
 
@@ -59,6 +60,8 @@ __all__ = [
     "format_predictions",
     "AestheticScorer",
     "load_scorer",
+    "AestheticReward",
+    "load_reward",
     "VARIANTS",
     "get_variant",
     "resolve_model",

@@ -1,4 +1,10 @@
-"""Configuration of the VMamba v0 ("Vanilla-VMamba-T") image encoder used by AesMamba."""
+"""Configuration of the VMamba v0 ("Vanilla-VMamba") image encoder used by AesMamba.
+
+The defaults are Vanilla-VMamba-T, the encoder of every released AesMamba model. :data:`VMAMBA_V0_PRESETS` holds
+the sizes of the official v0 family (VMamba ``classification/models/vmamba.py``: ``vanilla_vmamba_tiny`` /
+``_small`` / ``_base``, and ``classification/configs/vssm/vmambav0_*_224.yaml``); ``VMambaConfig.from_preset``
+builds one. Vanilla-VMamba-B is the encoder of the paper's AesMamba-V† (TAD66K, Table 1b).
+"""
 
 from __future__ import annotations
 
@@ -8,6 +14,15 @@ from typing import Optional, Union
 from transformers import PretrainedConfig
 
 from .selective_scan import SCAN_BACKENDS
+
+# The official v0 sizes. Everything else is shared by the three (d_state 16, ssm_ratio 2.0, dt_rank "auto",
+# 3x3 depth-wise conv with bias, no MLP, LayerNorm, v1 patch embedding and merging) and is this class's default.
+# The ImageNet runs used stochastic depth 0.2 / 0.3 / 0.6; AesMamba fine-tunes with drop_path_rate 0.0 (kept).
+VMAMBA_V0_PRESETS: dict[str, dict] = {
+    "vmamba-t-v0": {"embed_dim": 96, "depths": [2, 2, 9, 2]},  # Vanilla-VMamba-T, 22.9 M with its 1000-class head
+    "vmamba-s-v0": {"embed_dim": 96, "depths": [2, 2, 27, 2]},  # Vanilla-VMamba-S, 44 M
+    "vmamba-b-v0": {"embed_dim": 128, "depths": [2, 2, 27, 2]},  # Vanilla-VMamba-B, 76 M (vssmbase_dp06)
+}
 
 
 class VMambaConfig(PretrainedConfig):
@@ -74,6 +89,15 @@ class VMambaConfig(PretrainedConfig):
         self.initializer_range = initializer_range
         self.scan_backend = scan_backend
         super().__init__(**kwargs)
+
+    @classmethod
+    def from_preset(cls, name: str, **overrides) -> VMambaConfig:
+        """One of :data:`VMAMBA_V0_PRESETS` (``"vmamba-t-v0"``, ``"vmamba-s-v0"``, ``"vmamba-b-v0"``), with
+        field overrides (e.g. ``scan_backend``)."""
+        key = name.strip().lower()
+        if key not in VMAMBA_V0_PRESETS:
+            raise KeyError(f"unknown VMamba preset {name!r}; known: {', '.join(VMAMBA_V0_PRESETS)}")
+        return cls(**{**VMAMBA_V0_PRESETS[key], **overrides})
 
     @property
     def dims(self) -> list[int]:

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Optional, Union
 
 from .configuration_aesmamba import AesMambaConfig
+from .configuration_vmamba import VMambaConfig
 from .tasks import Task
 
 HUB_NAMESPACE = "aesmamba-hf"
@@ -34,6 +35,10 @@ class Variant:
     dataset: str
     description: str
     aliases: tuple[str, ...] = ()
+    # the image encoder (a VMambaConfig preset): what a fresh model of this variant gets without hub_configs/
+    vision_preset: str = "vmamba-t-v0"
+    # the paper's published figures for this variant (not measured by this package): metric -> value, "source"
+    paper_results: tuple[tuple[str, Any], ...] = ()
 
     @property
     def repo_id(self) -> str:
@@ -55,13 +60,17 @@ class Variant:
         """Per head: name, kind, score range, direction, bins (the pyiqa-style metadata table)."""
         return [
             {"name": h["name"], "kind": h["kind"], "score_range": tuple(h["score_range"]),
-             "higher_is_better": bool(h.get("higher_is_better", True)), "bins": h.get("bin_values") or None}
-            for h in self.config().heads
+             "higher_is_better": bool(h.get("higher_is_better", True)), "bins": h.get("bin_values") or None,
+             **({"paper_results": dict(self.paper_results)} if self.paper_results and i == 0 else {})}
+            for i, h in enumerate(self.config().heads)
         ]
 
 
-def _variant(name: str, task: str, dataset: str, description: str, *aliases: str) -> Variant:
-    return Variant(name, Task.parse(task), dataset, description, tuple(aliases))
+def _variant(name: str, task: str, dataset: str, description: str, *aliases: str, **fields: Any) -> Variant:
+    return Variant(name, Task.parse(task), dataset, description, tuple(aliases), **fields)
+
+
+_TABLE_1B = "Gao et al., AesMamba (ACM MM 2024), Table 1(b): the paper's figures, not reproduced by this package"
 
 
 # The one table. The first variant of each task is what the bare task alias (aesmamba-v, ...) means.
@@ -72,7 +81,12 @@ VARIANTS: dict[str, Variant] = {
         _variant("aesmamba-v-photonet", "V", "PhotoNet", "generic aesthetics, 7-bin Photo.net distribution"),
         _variant("aesmamba-v-para", "V", "PARA", "generic aesthetic mean score on PARA (1-5)"),
         _variant("aesmamba-v-aadb", "V", "AADB", "generic aesthetic score on AADB (0-1)"),
-        _variant("aesmamba-v-tad66k", "V", "TAD66K", "generic aesthetic score on TAD66K (0-10)"),
+        _variant("aesmamba-v-tad66k", "V", "TAD66K", "generic aesthetic score on TAD66K (0-10)",
+                 paper_results=(("accuracy", 67.3), ("plcc", 0.503), ("srcc", 0.475), ("source", _TABLE_1B))),
+        _variant("aesmamba-v-dagger-tad66k", "V", "TAD66K",
+                 "AesMamba-V†: Vanilla-VMamba-B image encoder, generic aesthetic score on TAD66K (0-10)",
+                 "aesmamba-v-dagger", "aesmamba-v-b-tad66k", vision_preset="vmamba-b-v0",
+                 paper_results=(("accuracy", 72.0), ("plcc", 0.511), ("srcc", 0.483), ("source", _TABLE_1B))),
         _variant("aesmamba-m-ava", "M", "AVA", "image + comments, AVA-Captions distribution", "aesmamba-m"),
         _variant("aesmamba-m-photonet", "M", "PhotoNet", "image + comments, Photo.net-Captions distribution"),
         _variant("aesmamba-f-para", "F", "PARA", "nine PARA attributes (fine-grained)", "aesmamba-f"),
@@ -148,7 +162,8 @@ def variant_config(name: str, **overrides: Any) -> AesMambaConfig:
         data = AesMambaConfig.from_pretrained(folder).to_dict()
     else:  # installed without hub_configs/: the same numbers from the task/dataset defaults
         data = {"task": variant.task.value, "dataset": variant.dataset, "variant": variant.name,
-                "architectures": ["AesMambaForAestheticAssessment"]}
+                "architectures": ["AesMambaForAestheticAssessment"],
+                "vision_config": VMambaConfig.from_preset(variant.vision_preset).to_dict()}
     unknown = [key for key in overrides if key not in data and not hasattr(AesMambaConfig(), key)]
     if unknown:
         raise ValueError(f"AesMambaConfig has no field(s) {unknown}")

@@ -23,10 +23,10 @@ import os
 from typing import Any, Optional, Union
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from ..image_processing_aesmamba import ImageLoadError
+from ..reward.preprocessing import PixelPreprocessor
 from .loading import load_model
 from .predictor import Predictor, examples_from, overall_head_index
 
@@ -60,13 +60,9 @@ class AestheticScorer(nn.Module):
         self.score_range = tuple(float(v) for v in chosen["score_range"])
         self.higher_is_better = bool(chosen.get("higher_is_better", True))
         self.lower_better = not self.higher_is_better
-        image_processor = processor.image_processor
-        size = image_processor.size
-        self.input_size = (int(size.height), int(size.width))
-        self.register_buffer("mean", torch.tensor(image_processor.image_mean, dtype=torch.float32).view(1, 3, 1, 1),
-                             persistent=False)
-        self.register_buffer("std", torch.tensor(image_processor.image_std, dtype=torch.float32).view(1, 3, 1, 1),
-                             persistent=False)
+        # the one differentiable preprocessing (shared with AestheticReward), from the processor's settings
+        self.pixels = PixelPreprocessor.from_processor(processor)
+        self.input_size = self.pixels.size
         self.predictor = Predictor(self.model, processor)
 
     def train(self, mode: bool = True) -> AestheticScorer:
@@ -90,11 +86,7 @@ class AestheticScorer(nn.Module):
             images = images.unsqueeze(0)
         if images.ndim != 4 or images.shape[1] != 3:
             raise ValueError(f"expected an RGB batch (B, 3, H, W) in [0, 1], got shape {tuple(images.shape)}")
-        images = images.to(self.device, torch.float32)
-        if tuple(images.shape[-2:]) != self.input_size:
-            images = F.interpolate(images, size=self.input_size, mode="bicubic", align_corners=False, antialias=True)
-            images = images.clamp(0.0, 1.0)  # PIL saturates the bicubic overshoot at 0/255
-        return (images - self.mean) / self.std
+        return self.pixels(images.to(self.device, torch.float32), (0.0, 1.0))
 
     def _text_inputs(self, comments: Any, users: Any, n: int) -> dict[str, torch.Tensor]:
         if comments is None and users is None:
