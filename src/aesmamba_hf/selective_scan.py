@@ -30,7 +30,9 @@ from typing import Optional
 import torch
 import torch.nn.functional as F
 
-from . import selective_scan_ops  # noqa: F401 - registers the aesmamba:: ops (needed to load exported programs)
+# registers the aesmamba:: ops at import (loading an exported program needs them); written as `from .module import`
+# so that remote-code export finds the file
+from .selective_scan_ops import NAMESPACE as _OPS_NAMESPACE  # noqa: F401
 
 SCAN_BACKENDS = ("auto", "reference", "chunked", "fused", "mamba_ssm")
 

@@ -43,17 +43,13 @@ def _n_chunks(length):
     return (length + CHUNK - 1) // CHUNK
 
 
-def _cpu():
-    from . import selective_scan_cpu
-
-    return selective_scan_cpu
-
-
 # ----------------------------------------------------------------------------------------------- 1-D scan
 
 
 def _scan_fwd_impl(u, delta, A, B, C, D, delta_bias, softplus: bool, save_ckpt: bool):
-    return _cpu().scan_forward(u, delta, A, B, C, D, delta_bias, softplus, save_ckpt)
+    from .selective_scan_cpu import scan_forward
+
+    return scan_forward(u, delta, A, B, C, D, delta_bias, softplus, save_ckpt)
 
 
 def _scan_fwd_fake(u, delta, A, B, C, D, delta_bias, softplus: bool, save_ckpt: bool):
@@ -66,7 +62,9 @@ def _scan_fwd_fake(u, delta, A, B, C, D, delta_bias, softplus: bool, save_ckpt: 
 
 
 def _scan_bwd_impl(dy, dlast, u, delta, A, B, C, D, delta_bias, ckpt, softplus: bool):
-    return _cpu().scan_backward(dy, dlast, u, delta, A, B, C, D, delta_bias, ckpt, softplus)
+    from .selective_scan_cpu import scan_backward
+
+    return scan_backward(dy, dlast, u, delta, A, B, C, D, delta_bias, ckpt, softplus)
 
 
 def _scan_bwd_fake(dy, dlast, u, delta, A, B, C, D, delta_bias, ckpt, softplus: bool):
@@ -96,7 +94,9 @@ def _scan_backward(ctx, dy, dlast, dckpt):
 
 
 def _cross_fwd_impl(x, xdbl, dt_projs_weight, dt_projs_bias, A, Ds, save_ckpt: bool):
-    return _cpu().cross_scan_forward(x, xdbl, dt_projs_weight, dt_projs_bias, A, Ds, save_ckpt)
+    from .selective_scan_cpu import cross_scan_forward
+
+    return cross_scan_forward(x, xdbl, dt_projs_weight, dt_projs_bias, A, Ds, save_ckpt)
 
 
 def _cross_fwd_fake(x, xdbl, dt_projs_weight, dt_projs_bias, A, Ds, save_ckpt: bool):
@@ -108,7 +108,9 @@ def _cross_fwd_fake(x, xdbl, dt_projs_weight, dt_projs_bias, A, Ds, save_ckpt: b
 
 
 def _cross_bwd_impl(dy, x, xdbl, dt_projs_weight, dt_projs_bias, A, Ds, ckpt):
-    return _cpu().cross_scan_backward(dy, x, xdbl, dt_projs_weight, dt_projs_bias, A, Ds, ckpt)
+    from .selective_scan_cpu import cross_scan_backward
+
+    return cross_scan_backward(dy, x, xdbl, dt_projs_weight, dt_projs_bias, A, Ds, ckpt)
 
 
 def _cross_bwd_fake(dy, x, xdbl, dt_projs_weight, dt_projs_bias, A, Ds, ckpt):
