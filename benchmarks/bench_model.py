@@ -218,10 +218,22 @@ def _rss_child(case: str, batch: int, steps: int, threads: int, queue) -> None:
         torch.set_num_threads(threads)
         model, step = train_setup(case, batch)
         losses = [step() for _ in range(steps)]
-        queue.put({"case": case, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        queue.put({"case": case, "peak_rss_mb": _peak_rss_mb(),
                    "loss": losses[-1], "params": param_count(model)})
     except Exception as err:  # noqa: BLE001 - report, do not hang the parent
         queue.put({"case": case, "error": f"{type(err).__name__}: {err}"})
+
+
+def _peak_rss_mb() -> float:
+    """This process's peak RSS. VmHWM belongs to the address space made by exec; ru_maxrss would also count
+    the parent's pages at fork time (Linux keeps it across execve), i.e. the parent's size."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def peak_rss(case: str, batch: int, steps: int, threads: int) -> dict:
