@@ -9,8 +9,10 @@ One signature (mamba-ssm's ``selective_scan_fn``, B/C grouped per scan direction
 * ``"fused"``     – the fused CPU kernel (numba) in :mod:`selective_scan_cpu`, forward and backward.
 * ``"triton"``    – the Triton kernels in :mod:`selective_scan_triton` (CUDA; CPU tensors too under
   ``TRITON_INTERPRET=1``, Triton's interpreter, for tests), forward and backward.
-* ``"auto"``      – fused on CPU when numba is importable; on CUDA triton when importable, else mamba_ssm
-  when importable, else chunked.
+* ``"auto"``      – picked per call by :func:`resolve_backend`: on CUDA triton when importable, else mamba_ssm
+  when importable, else chunked; on CPU the fused op (``aesmamba::…``, registered in :mod:`selective_scan_ops`,
+  so ``torch.compile`` and ``torch.export`` trace it) when numba imports; the pure-tensor chunked scan under
+  ONNX export or without numba.
 
 Shapes (grouped B/C as used by VMamba, one group per scan direction)::
 
@@ -30,6 +32,10 @@ from typing import Optional
 
 import torch
 import torch.nn.functional as F
+
+# registers the aesmamba:: ops at import (loading an exported program needs them); written as `from .module import`
+# so that remote-code export finds the file
+from .selective_scan_ops import NAMESPACE as _OPS_NAMESPACE  # noqa: F401
 
 SCAN_BACKENDS = ("auto", "reference", "chunked", "fused", "mamba_ssm", "triton")
 
@@ -163,27 +169,47 @@ def _selective_scan_fused(u, delta, A, B, C, D=None, z=None, delta_bias=None, de
     return fused_selective_scan(u, delta, A, B, C, D, z, delta_bias, delta_softplus, return_last_state)
 
 
+_FUSED_AVAILABLE: Optional[bool] = None
+
+
+@torch.compiler.assume_constant_result  # a fact about the installation: traced as a constant
 def fused_backend_available() -> bool:
-    try:
-        from .selective_scan_cpu import NUMBA_AVAILABLE
-    except ImportError:
-        return False
-    return NUMBA_AVAILABLE
+    """Whether the fused CPU kernel (numba) imports; checked once per process."""
+    global _FUSED_AVAILABLE
+    if _FUSED_AVAILABLE is None:
+        try:
+            from .selective_scan_cpu import NUMBA_AVAILABLE
+        except ImportError:
+            NUMBA_AVAILABLE = False
+        _FUSED_AVAILABLE = bool(NUMBA_AVAILABLE)
+    return _FUSED_AVAILABLE
+
+
+def _cuda_backend() -> str:
+    """The GPU kernel for CUDA tensors, in order of preference.
+
+    Triton first: it ships with every CUDA build of torch and needs no compile step. mamba-ssm only where
+    Triton does not import; no GPU measurement yet says mamba-ssm is faster (benchmarks/gpu_check.py times
+    both where mamba-ssm is installed, so this order can be revisited on evidence)."""
+    if triton_importable():
+        return "triton"
+    return "mamba_ssm" if MAMBA_SSM_AVAILABLE else "chunked"
 
 
 def resolve_backend(backend: str, device: torch.device) -> str:
-    """Map ``"auto"`` to a concrete backend for tensors on ``device``."""
+    """Map ``"auto"`` to a concrete backend for tensors on ``device``, per call (as transformers' Mamba
+    picks its kernel): CUDA → the GPU kernels; ONNX export → ``"chunked"`` (pure tensor ops, since ONNX
+    runtimes cannot run the registered CPU op); CPU → ``"fused"`` (the registered op
+    ``aesmamba::cross_selective_scan``, also under ``torch.compile`` / ``torch.export``) when numba imports;
+    ``"chunked"`` otherwise. Nothing is read from or written to a config."""
     if backend not in SCAN_BACKENDS:
         raise ValueError(f"unknown scan backend {backend!r}; choose one of {SCAN_BACKENDS}")
     if backend != "auto":
         return backend
     if device.type == "cuda":
-        # Triton first: it ships with every CUDA torch and needs no build. mamba-ssm only where Triton does not
-        # import; no GPU measurement yet says mamba-ssm is faster (benchmarks/gpu_check.py times both where
-        # mamba-ssm is installed, so this order can be revisited on evidence).
-        if triton_importable():
-            return "triton"
-        return "mamba_ssm" if MAMBA_SSM_AVAILABLE else "chunked"
+        return _cuda_backend()
+    if torch.onnx.is_in_onnx_export():
+        return "chunked"
     if device.type == "cpu" and fused_backend_available():
         return "fused"
     return "chunked"
@@ -264,7 +290,7 @@ def cross_selective_scan(
         (b, H, W, D) float32: the four scans merged back to row-major positions.
     """
     resolved = resolve_backend(backend, x.device)
-    if resolved == "fused":
+    if resolved == "fused":  # the registered op: x projection by position, no cross-scan/merge copies
         from .selective_scan_cpu import fused_cross_selective_scan
 
         return fused_cross_selective_scan(x, x_proj_weight, dt_projs_weight, dt_projs_bias, A_logs, Ds)
