@@ -8,7 +8,7 @@ import sys
 from collections.abc import Sequence
 from typing import Optional
 
-SUBCOMMANDS = ("demo", "score", "info", "download", "train", "evaluate", "piaa", "export", "publish")
+SUBCOMMANDS = ("demo", "score", "info", "download", "train", "evaluate", "piaa", "personalize", "export", "publish")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -49,6 +49,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--random-weights", action="store_true",
                         help="accept a model marked as holding random weights (its scores are meaningless)")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    parser.add_argument("--adapter", metavar="DIR", help="a per-user adapter (aesmamba personalize) applied to "
+                        "--model; a P model then takes the adapter's profile.json unless --user is given")
     parser.set_defaults(func=run)
 
 
@@ -119,7 +121,10 @@ def run(args: argparse.Namespace) -> int:
         _check_output(args.output)
         with warnings.catch_warnings():  # the notes are printed once, below, not also as Python warnings
             warnings.simplefilter("ignore", LoaderWarning)
-            loaded = load_model(args.model, device=args.device, allow_random=args.random_weights)
+            loaded = load_model(args.model, device=args.device, allow_random=args.random_weights,
+                                adapter=args.adapter)
+        if args.adapter and args.user is None and os.path.isfile(os.path.join(args.adapter, "profile.json")):
+            args.user = os.path.join(args.adapter, "profile.json")
     except (ValueError, ModelLoadError) as err:
         return _fail(str(err))
     for note in loaded.notes:
