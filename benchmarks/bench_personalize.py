@@ -50,7 +50,6 @@ def cpu_info() -> dict:
 
 def demo_p_model(folder: Path) -> Path:
     from aesmamba_demo.run import DemoConfig, demo_model_config, demo_processor
-
     from aesmamba_hf.building import build_model, minilm_path
 
     config = DemoConfig()

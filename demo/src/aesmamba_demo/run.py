@@ -1173,6 +1173,7 @@ def _run(out: Path, config: DemoConfig, preset: str, overwrite: bool,
                     report["training"][key] = train_stage(key, model, processors[key], data.splits["P"],
                                                           config.p_stage, config, work / "runs" / key, progress)
                 report["training"][key]["init"] = f"from F: {', '.join(init)}"
+                report["training"][key]["train_users"] = sorted(set(data.splits["P"]["train"]["user_id"]))
                 trained[key] = model
 
         with progress.stage("piaa", "per-user few-shot protocol on P (adapters; full fine-tuning)") as rec:
