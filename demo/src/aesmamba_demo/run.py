@@ -12,7 +12,9 @@ the real datasets:
    the real MiniLM BERT); same initialisation, recipe and images, so their difference is the comments;
 5. ``train_P`` / ``train_P0`` — the per-user PARA-PIAA rows with the user prompt (SMP) / with the prompt
    withheld (the P model's own image-only path); same initialisation, recipe, rows and order;
-6. ``piaa`` — the per-user few-shot protocol (:func:`aesmamba_hf.piaa.run_piaa`) on the P model;
+6. ``piaa`` — the per-user few-shot protocol (:func:`aesmamba_hf.piaa.run_piaa`) on the P model, for users held
+   out of P's training: per-user adapters (``piaa/``, the ``aesmamba personalize`` path) and the paper's full
+   per-user fine-tuning (``piaa_full/``), with each rater's ceiling and the share of their taste no prompt carries;
 7. ``evaluate`` — every model on the held-out photos (test split) with
    :mod:`aesmamba_hf.evaluation.report` (metrics JSON, predictions CSV, scatter and bar plots);
 8. ``export`` — Hub-ready folders (:func:`aesmamba_hf.hub.export_model`) with model cards;
@@ -109,7 +111,9 @@ class DemoConfig:
     top ``text_trainable_layers`` layers (fully frozen, each comment/prompt is encoded once:
     :func:`aesmamba_hf.training.cached_text_encoder`), M's comments cut at ``comment_max_tokens`` tokens. Stages:
     :class:`TrainStage` per model (the final weights are kept unless ``select_best_checkpoint``);
-    ``p_validation_rows`` caps the validation rows of P/P0. PIAA: ``piaa_*``. ``pipeline_images``: sample photos
+    ``p_validation_rows`` caps the validation rows of P/P0. PIAA (on users held out of P's training):
+    ``piaa_adapter*`` — per-user LoRA adapters, the path of ``aesmamba personalize``; ``piaa_tune``/``piaa_epochs``/
+    ``piaa_learning_rate`` — the paper's full per-user fine-tuning, run beside them if ``piaa_full_finetuning``. ``pipeline_images``: sample photos
     scored at the end.
     """
 
@@ -149,7 +153,7 @@ class DemoConfig:
     piaa_adapter: str = "lora_heads"
     piaa_adapter_rank: int = 4
     piaa_adapter_epochs: int = 20
-    piaa_adapter_learning_rate: float = 3e-3
+    piaa_adapter_learning_rate: float = 5e-3
     piaa_adapter_batch_size: int = 50
     piaa_full_finetuning: bool = True
     pipeline_images: int = 6
