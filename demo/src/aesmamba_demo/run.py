@@ -153,7 +153,7 @@ class DemoConfig:
     piaa_adapter: str = "lora_heads"
     piaa_adapter_rank: int = 4
     piaa_adapter_epochs: int = 20
-    piaa_adapter_learning_rate: float = 5e-3
+    piaa_adapter_learning_rate: float = 1e-2
     piaa_adapter_batch_size: int = 50
     piaa_full_finetuning: bool = True
     pipeline_images: int = 6

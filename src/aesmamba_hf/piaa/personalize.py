@@ -57,7 +57,7 @@ class PersonalizeConfig:
 
     kind: str = DEFAULT_ADAPTER_KIND
     rank: int = 4
-    learning_rate: float = 3e-3
+    learning_rate: float = 1e-2
     weight_decay: float = 1e-2
     epoch_candidates: tuple[int, ...] = (0, 5, 10, 20, 30)
     batch_size: int = 16
