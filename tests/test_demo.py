@@ -133,6 +133,20 @@ def test_piaa_outputs(demo):
     assert set(summary["summary"]) == {"zero_shot", "5", "20"}
     assert (out / "piaa" / "per_user.csv").is_file()
     assert report["piaa"]["users"] == summary["users"]
+    # adapters (piaa/) beside the paper's full per-user fine-tuning (piaa_full/), on users P never trained on
+    assert "adapter=lora_heads" in summary["description"]
+    full = json.loads((out / "piaa_full" / "summary.json").read_text(encoding="utf-8"))
+    assert full["users"] == summary["users"] and "tune=" in full["description"]
+    per_user = report["piaa"]["methods"]["adapter"]["per_user_aesthetic_srcc"]
+    assert set(per_user) == {"zero_shot", "5", "20"} and set(per_user["5"]) == set(summary["users"])
+    taste = report["piaa"]["taste"]
+    assert set(taste) == set(summary["users"]) and all(0 < t["personal_share"] < 1 for t in taste.values())
+    p_train_users = set(report["training"]["P"]["train_users"])
+    assert p_train_users and not p_train_users & set(summary["users"])
+    text = (out / "report.md").read_text(encoding="utf-8")
+    assert "personal share" in text and "piaa_full/boxplot.png" in text
+    assert any(g["goal"].startswith("PIAA 5-shot") for g in report["goals"])
+
 
 
 def test_exported_models_are_hub_ready_and_load_in_the_pipeline(demo):

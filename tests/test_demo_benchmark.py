@@ -360,7 +360,10 @@ def test_user_traits_explain_personal_deviations(quick, factors, column):
     r2_real = _heldout_r2_from_traits(quick, factors, column, real)
     r2_shuffled = _heldout_r2_from_traits(quick, factors, column, shuffled)
     assert r2_real > 0.3, r2_real
-    assert r2_real > r2_shuffled + 0.1, (r2_real, r2_shuffled)
+    # The aesthetic score also holds each rater's own taste, which no trait predicts but a rater's identity does
+    # (the shuffled control keeps identities): there the traits' lead over identity is smaller, still clear.
+    margin = 0.03 if column == "aestheticScore" else 0.1
+    assert r2_real > r2_shuffled + margin, (r2_real, r2_shuffled)
 
 
 def _user(art: str, photo: str, **big5: int) -> dict:
@@ -520,3 +523,26 @@ def test_data_builders_read_the_benchmark(quick):
     assert ava[0]["comment"].startswith("[")
     ava_train = builders.build_ava(quick.ava_root, "train")
     assert len(ava_train) == quick.stats["images_per_split"]["train"]  # validation ids are excluded
+
+
+def test_raters_have_a_taste_no_trait_predicts():
+    """Raters with identical characters still disagree: each has an own weight on every factor, drawn apart from
+    the traits, sized so the traits explain part of a rater's judgement and the person the rest."""
+    same = [_user("competent", "competent", O=6, C=6)] * 200
+    taste = bm.user_taste(same, np.random.default_rng(0))
+    own = np.stack([taste[f"own_{k}"] for k in FACTORS])  # (factors, raters)
+    assert np.allclose(own.std(axis=1), bm.PERSONAL_TASTE_SCALE, rtol=0.2)
+    rng = np.random.default_rng(1)
+    n = 300
+    table = bm.ImageTable(f={k: rng.uniform(-1 if k in ("exposure", "saturation", "tilt") else 0, 1, n)
+                             for k in FACTORS}, semantic=["landscape"] * n,
+                          **{k: np.zeros(n) for k in ("content_base", "dof_base", "light_base", "composition_base",
+                                                      "color_base")})
+    total = bm.attribute_latents(table, taste)["aesthetic"]
+    personal = bm.personal_taste(table, taste)
+    share = personal.var(axis=0) / total.var(axis=0)
+    assert 0.15 < np.median(share) < 0.85, np.median(share)
+    # two raters with the same character rank the same images differently
+    from scipy.stats import spearmanr
+
+    assert spearmanr(total[:, 0], total[:, 1])[0] < 0.95

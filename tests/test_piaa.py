@@ -225,3 +225,23 @@ def test_cli(setup, tmp_path, capsys):
     assert "| aesthetic |" in capsys.readouterr().out
     rows = list(csv.DictReader(open(tmp_path / "cli" / "per_user.csv", newline="")))
     assert {r["user"] for r in rows} == {USERS[1]} and {r["tune"] for r in rows} == {"", "fusion_heads"}
+
+
+def test_protocol_with_adapters(setup, tmp_path):
+    """--adapter: per-user PEFT adapters on the shared base (the personalize path); the base stays as it was."""
+    from aesmamba_hf.piaa import PIAAConfig, run_piaa
+
+    _, para, _ = setup
+    model = tiny_p_model()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    config = PIAAConfig(shots=[4], repeats=1, epochs=3, num_users=None, min_test_rows=2, seed=3, adapter="lora_heads",
+                        learning_rate=5e-2, batch_size=4, zero_shot=True)
+    result = run_piaa(model, para, tmp_path / "out", config, processor=small_processor())
+    tuned = [r for r in result.records if r["k"] == 4]
+    assert {r["tune"] for r in tuned} == {"adapter:lora_heads"} and len({r["user"] for r in tuned}) == 2
+    zero = {(r["user"], r["attribute"]): r["srcc"] for r in result.records if r["k"] == 0}
+    assert any(abs(r["srcc"] - zero[(r["user"], r["attribute"])]) > 1e-6 for r in tuned)  # the adapter acted
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+    assert "adapter=lora_heads" in json.loads((result.out_dir / "summary.json").read_text())["description"]
+    with pytest.raises(ValueError, match="PIAAConfig.adapter"):
+        PIAAConfig(adapter="prefix")

@@ -301,6 +301,14 @@ class AesMambaModel(AesMambaPreTrainedModel):
 class AesMambaForAestheticAssessment(AesMambaPreTrainedModel):
     """AesMamba with one MBA head per task/attribute; computes the training loss when labels are given."""
 
+    # Module names a PEFT adapter may target (regular expressions over ``named_modules()``, as PEFT's
+    # ``target_modules`` takes them): the Linear layers of the MBA heads (residual adapter + score branch) and of
+    # the cross-modal fusion block (M/P). Per-user adapters (:mod:`aesmamba_hf.piaa.adapters`) pick from these.
+    peft_target_modules = {
+        "heads": r"heads\.[^.]+\.(adapter\.(down|up)|score\.fc[12])",
+        "fusion": r"aesmamba\.fusion\.(to_q|to_kv|to_out|ffn_in|ffn_out)",
+    }
+
     def __init__(self, config: AesMambaConfig):
         super().__init__(config)
         self.aesmamba = AesMambaModel(config)

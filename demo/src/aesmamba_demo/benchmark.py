@@ -383,7 +383,12 @@ def sample_users(rng: np.random.Generator, n: int, prefix: str = "user") -> list
 TASTE_NAMES = (
     "blur_sens", "noise_sens", "jpeg_sens", "exposure_sens", "exposure_pref", "saturation_sens",
     "saturation_pref", "cast_like", "crop_like", "tilt_sens", "leniency", "spread", "technical_weight",
-) + tuple(f"likes_{s}" for s in SEMANTIC_TAGS)
+) + tuple(f"likes_{s}" for s in SEMANTIC_TAGS) + tuple(f"own_{f}" for f in FACTOR_NAMES)
+
+# Size of each rater's own taste: a per-rater weight on every factor, drawn independently of the rater's
+# character, so no prompt can carry it (real raters with the same traits disagree). Chosen so the traits still
+# explain most of a rater's judgement and the person a clear rest (see `personal_share` in the demo report).
+PERSONAL_TASTE_SCALE = 0.7
 
 
 def user_taste(users: list[dict], rng: np.random.Generator) -> dict[str, np.ndarray]:
@@ -429,7 +434,16 @@ def user_taste(users: list[dict], rng: np.random.Generator) -> dict[str, np.ndar
     }
     for sem, load in loadings.items():
         t[f"likes_{sem}"] = load + jitter(0.25)
+    for name in FACTOR_NAMES:  # drawn last: the trait-driven parameters keep their values for a given seed
+        t[f"own_{name}"] = jitter(PERSONAL_TASTE_SCALE)
     return t
+
+
+def personal_taste(img: ImageTable, t: dict[str, np.ndarray]) -> np.ndarray:
+    """The part of each rater's aesthetic judgement (N images, U raters) that comes from their own taste and
+    from no trait: a personal weight on each factor (tilt by its size: leaning either way is the same edit)."""
+    f = {k: (np.abs(v) if k in ("tilt", "exposure") else v)[:, None] for k, v in img.f.items()}
+    return sum(t[f"own_{k}"][None, :] * f[k] for k in FACTOR_NAMES)
 
 
 @dataclass
@@ -473,7 +487,7 @@ def attribute_latents(img: ImageTable, t: dict[str, np.ndarray]) -> dict[str, np
     content_pref = 0.5 * base["content_base"] + 1.0 * sem_pref - 0.8 * visibility
     tw = g["technical_weight"]
     aesthetic = (tw * (quality + dof) * 0.7 + 0.2 * composition + 0.2 * color + 0.2 * light
-                 + (0.55 - 0.3 * tw) * content + 0.25 * content_pref)
+                 + (0.55 - 0.3 * tw) * content + 0.25 * content_pref + personal_taste(img, t))
     share = 0.6 * aesthetic + 0.5 * content_pref + 0.15
     return {"aesthetic": aesthetic, "quality": quality, "composition": composition, "color": color,
             "dof": dof, "light": light, "content": content, "contentPreference": content_pref,
@@ -1003,6 +1017,7 @@ def expected_scores(root: str | os.PathLike) -> dict:
         "ava": (1.0 + 2.25 * (crowd_raw - 1.0) - 0.2).mean(axis=1),
         "giaa": {name: v.mean(axis=1) for name, v in piaa.items()},
         "user_ids": [u["userId"] for u in users], "piaa": piaa,
+        "piaa_personal": taste["spread"][None, :] * personal_taste(table, taste),
     }
 
 

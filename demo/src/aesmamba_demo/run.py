@@ -12,7 +12,9 @@ the real datasets:
    the real MiniLM BERT); same initialisation, recipe and images, so their difference is the comments;
 5. ``train_P`` / ``train_P0`` — the per-user PARA-PIAA rows with the user prompt (SMP) / with the prompt
    withheld (the P model's own image-only path); same initialisation, recipe, rows and order;
-6. ``piaa`` — the per-user few-shot protocol (:func:`aesmamba_hf.piaa.run_piaa`) on the P model;
+6. ``piaa`` — the per-user few-shot protocol (:func:`aesmamba_hf.piaa.run_piaa`) on the P model, for users held
+   out of P's training: per-user adapters (``piaa/``, the ``aesmamba personalize`` path) and the paper's full
+   per-user fine-tuning (``piaa_full/``), with each rater's ceiling and the share of their taste no prompt carries;
 7. ``evaluate`` — every model on the held-out photos (test split) with
    :mod:`aesmamba_hf.evaluation.report` (metrics JSON, predictions CSV, scatter and bar plots);
 8. ``export`` — Hub-ready folders (:func:`aesmamba_hf.hub.export_model`) with model cards;
@@ -109,7 +111,9 @@ class DemoConfig:
     top ``text_trainable_layers`` layers (fully frozen, each comment/prompt is encoded once:
     :func:`aesmamba_hf.training.cached_text_encoder`), M's comments cut at ``comment_max_tokens`` tokens. Stages:
     :class:`TrainStage` per model (the final weights are kept unless ``select_best_checkpoint``);
-    ``p_validation_rows`` caps the validation rows of P/P0. PIAA: ``piaa_*``. ``pipeline_images``: sample photos
+    ``p_validation_rows`` caps the validation rows of P/P0. PIAA (on users held out of P's training):
+    ``piaa_adapter*`` — per-user LoRA adapters, the path of ``aesmamba personalize``; ``piaa_tune``/``piaa_epochs``/
+    ``piaa_learning_rate`` — the paper's full per-user fine-tuning, run beside them if ``piaa_full_finetuning``. ``pipeline_images``: sample photos
     scored at the end.
     """
 
@@ -146,6 +150,12 @@ class DemoConfig:
     piaa_tune: str = "fusion_heads"
     piaa_learning_rate: float = 5e-4
     piaa_test_size: Optional[int] = 50
+    piaa_adapter: str = "lora_heads"
+    piaa_adapter_rank: int = 4
+    piaa_adapter_epochs: int = 20
+    piaa_adapter_learning_rate: float = 1e-2
+    piaa_adapter_batch_size: int = 50
+    piaa_full_finetuning: bool = True
     pipeline_images: int = 6
     num_threads: Optional[int] = None
 
@@ -163,6 +173,7 @@ class DemoConfig:
                 m_stage=TrainStage(epochs=1, learning_rate=1e-3, batch_size=16),
                 p_stage=TrainStage(max_steps=6, learning_rate=1e-3, batch_size=16),
                 p_validation_rows=48, piaa_users=2, piaa_repeats=1, piaa_shots=[5, 20], piaa_epochs=1,
+                piaa_adapter_epochs=3,
                 piaa_test_size=16, pipeline_images=3, p_test_rows_per_user=12,
             )
         else:
@@ -681,6 +692,132 @@ def ceiling_stage(bench_root: Path, data: DemoData, photos: dict[str, str]) -> d
 
 
 # ----------------------------------------------------------------------------------------------------------
+# PIAA: per-user adapters (and full fine-tuning) on held-out users
+
+
+def _piaa_config(config: DemoConfig, users: Optional[list[str]] = None, adapter: bool = True) -> Any:
+    from aesmamba_hf.piaa import PIAAConfig
+
+    common = dict(num_users=config.piaa_users, users=users, shots=list(config.piaa_shots),
+                  repeats=config.piaa_repeats, seed=config.seed, test_size=config.piaa_test_size, device="cpu",
+                  eval_batch_size=64)
+    if adapter:  # what `aesmamba personalize` trains: a LoRA adapter on the shared base
+        return PIAAConfig(**common, adapter=config.piaa_adapter, adapter_rank=config.piaa_adapter_rank,
+                          epochs=config.piaa_adapter_epochs, learning_rate=config.piaa_adapter_learning_rate,
+                          batch_size=config.piaa_adapter_batch_size, weight_decay=1e-2)
+    return PIAAConfig(**common, tune=config.piaa_tune, epochs=config.piaa_epochs,
+                      learning_rate=config.piaa_learning_rate)
+
+
+def held_out_piaa_users(data: DemoData, config: DemoConfig) -> list[str]:
+    """The PIAA users (drawn as the protocol draws them), decided before P trains so P never sees them."""
+    from aesmamba_hf.piaa import load_users
+
+    users, _ = load_users(data.para_root, _piaa_config(config))
+    return [u.user for u in users]
+
+
+def piaa_stage(model: Any, processor: Any, data: DemoData, config: DemoConfig, users: list[str], staging: Path,
+               progress: _Progress) -> dict[str, Any]:
+    """The PIAA protocol on the held-out users: per-user adapters (``piaa/``) and, if configured, the paper's
+    full per-user fine-tuning (``piaa_full/``); per-user SRCC per k with their spread."""
+    from aesmamba_hf.piaa import run_piaa, summary_table
+
+    out: dict[str, Any] = {"users": users, "methods": {}}
+    methods = [("adapter", "piaa", True)] + ([("full", "piaa_full", False)] if config.piaa_full_finetuning else [])
+    for method, folder, adapter in methods:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", category=UserWarning)
+            result = run_piaa(model, data.para_root, staging / folder, _piaa_config(config, users, adapter),
+                              processor=processor, progress=progress)
+        summary = json.loads(result.files["summary_json"].read_text(encoding="utf-8"))
+        per_user: dict[str, dict[str, float]] = {}
+        for r in result.records:
+            if r["attribute"] == "aesthetic":
+                key = "zero_shot" if r["k"] in (0, "zero_shot") else str(r["k"])
+                per_user.setdefault(key, {}).setdefault(r["user"], []).append(r["srcc"])
+        per_user = {k: {u: float(np.nanmean(v)) for u, v in by_user.items()} for k, by_user in per_user.items()}
+        out["methods"][method] = {"description": summary["description"], "summary": summary["summary"],
+                                  "table": summary_table(result.summary), "folder": folder,
+                                  "per_user_aesthetic_srcc": per_user}
+    out["description"] = out["methods"]["adapter"]["description"]
+    out["table"] = out["methods"]["adapter"]["table"]
+    return out
+
+
+def taste_shares(bench_root: Path, data: DemoData, users: list[str], config: DemoConfig) -> dict[str, Any]:
+    """Per PIAA user, on their test photos: the SRCC ceiling of their true taste model, and how much of their
+    aesthetic judgement the prompt can carry (the trait-driven part) and cannot (their own taste)."""
+    from .benchmark import expected_scores
+
+    exp = expected_scores(bench_root)
+    by_para = {f"{s}/{n}": k for k, (s, n) in enumerate(zip(exp["sessions"], exp["image_names"]))}
+    test = data.splits["P"]["test"]
+    ids, owners, y = np.asarray(test["image_id"]), np.asarray(test["user_id"]), _targets(test)[:, 0]
+    out = {}
+    for user in users:
+        j = exp["user_ids"].index(user)
+        rows = np.flatnonzero(owners == user)
+        idx = [by_para[i] for i in ids[rows]]
+        total, own = exp["piaa"]["aesthetic"][idx, j], exp["piaa_personal"][idx, j]
+        trait = total - own
+        out[user] = {"ceiling_srcc": _srcc(total, y[rows]), "prompt_only_srcc": _srcc(trait, y[rows]),
+                     "personal_share": float(np.var(own) / max(np.var(total), 1e-12))}
+    return out
+
+
+def piaa_goals(piaa: dict[str, Any]) -> list[dict[str, Any]]:
+    """Few-shot must learn what the prompt cannot carry: 10-shot ≥ zero-shot + 0.05, 100-shot ≥ 10-shot (mean
+    per-user aesthetic SRCC of the adapters over the held-out users)."""
+    per_user = piaa["methods"]["adapter"]["per_user_aesthetic_srcc"]
+    keys = sorted((k for k in per_user if k != "zero_shot"), key=int)
+    if "zero_shot" not in per_user or len(keys) < 2:
+        return []
+    mean = {k: finite_mean(per_user[k].values()) for k in ("zero_shot", *keys)}
+    few, many = keys[0], keys[-1]
+    return [
+        _goal(f"PIAA {few}-shot mean per-user SRCC >= zero-shot + 0.05", mean[few] >= mean["zero_shot"] + 0.05,
+              f"{few}-shot {mean[few]:.4f} vs zero-shot {mean['zero_shot']:.4f}"),
+        _goal(f"PIAA {many}-shot >= {few}-shot", mean[many] >= mean[few],
+              f"{many}-shot {mean[many]:.4f} vs {few}-shot {mean[few]:.4f}"),
+    ]
+
+
+def piaa_report_lines(piaa: dict[str, Any]) -> list[str]:
+    lines = ["## PIAA protocol (per-user few-shot personalisation of P, held-out users)", ""]
+    methods = piaa["methods"]
+    ks = sorted(methods["adapter"]["per_user_aesthetic_srcc"], key=lambda k: -1 if k == "zero_shot" else int(k))
+    label = {k: "zero-shot" if k == "zero_shot" else f"{k}-shot" for k in ks}
+    lines += ["Per-user aesthetic SRCC, mean ± std over users (each user: mean over repeats):", "",
+              "| method | " + " | ".join(label[k] for k in ks) + " |", "|---" * (1 + len(ks)) + "|"]
+    for method, block in methods.items():
+        cells = []
+        for k in ks:
+            values = [v for v in block["per_user_aesthetic_srcc"].get(k, {}).values() if v == v]
+            cells.append(f"{np.mean(values):.4f} ± {np.std(values):.4f}" if values else "–")
+        name = "adapter (LoRA, `aesmamba personalize`)" if method == "adapter" else "full fine-tuning (paper)"
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    taste = piaa.get("taste") or {}
+    if taste:
+        lines += ["", "What each rater's prompt can and cannot carry (on their test photos): `personal share` = "
+                  "variance of the rater's own taste (no trait predicts it) / variance of their whole judgement; "
+                  "`prompt-only` = SRCC of their trait-driven taste alone; `ceiling` = SRCC of their full true "
+                  "taste model (hidden photo appeal unknown).", "",
+                  "| user | personal share | prompt-only SRCC | ceiling SRCC | " + " | ".join(
+                      f"adapter {label[k]}" for k in ks) + " |", "|---" * (4 + len(ks)) + "|"]
+        per_user = methods["adapter"]["per_user_aesthetic_srcc"]
+        for user, t in taste.items():
+            cells = [_fmt(per_user.get(k, {}).get(user)) for k in ks]
+            lines.append(f"| {user} | {t['personal_share']:.2f} | {t['prompt_only_srcc']:.4f} | "
+                         f"{t['ceiling_srcc']:.4f} | " + " | ".join(cells) + " |")
+    lines += ["", "All attributes (adapters):", "", piaa["table"], "", "![PIAA box plot](piaa/boxplot.png)"]
+    if "full" in methods:
+        lines += ["", "Full per-user fine-tuning: " + methods["full"]["description"], "", methods["full"]["table"], "",
+                  "![PIAA box plot, full fine-tuning](piaa_full/boxplot.png)"]
+    return lines + [""]
+
+
+# ----------------------------------------------------------------------------------------------------------
 # pipeline
 
 
@@ -856,10 +993,8 @@ def write_report(out: Path, report: dict[str, Any]) -> None:
     p_rows = report["config"].get("p_test_rows_per_user")
     lines += ["", NO_PROMPT_NOTE + (f" P/P0 test rows: every user, {p_rows} of their held-out ratings each "
                                     "(a fixed seeded subset)." if p_rows else ""), "", CEILING_NOTE, ""]
-    piaa = report.get("piaa")
-    if piaa:
-        lines += ["## PIAA protocol (per-user few-shot fine-tuning of P)", "", piaa["description"], "",
-                  piaa["table"], "", "![PIAA box plot](piaa/boxplot.png)", ""]
+    if report.get("piaa"):
+        lines += piaa_report_lines(report["piaa"])
     lines += ["## Plots", "", "![comparison](comparison.png)", ""]
     for key in ("V", "M", "F", "P", "P0"):
         lines.append(f"- {MODEL_NAMES[key]}: `eval/{key}/metrics.json`, scatter plots `eval/{key}/scatter_*.png`, "
@@ -952,7 +1087,6 @@ def _run(out: Path, config: DemoConfig, preset: str, overwrite: bool,
 
     from aesmamba_hf.building import build_model, minilm_path
     from aesmamba_hf.hub import export_model
-    from aesmamba_hf.piaa import PIAAConfig, run_piaa
     from aesmamba_hf.selective_scan import resolve_backend
 
     from .benchmark import generate_benchmark
@@ -1022,6 +1156,11 @@ def _run(out: Path, config: DemoConfig, preset: str, overwrite: bool,
                 report["training"][task]["init"] = f"from F: {', '.join(init)}"
                 trained[task] = model
 
+        # the PIAA users are held out of P's training (as in the paper): P never saw their ratings
+        piaa_users = held_out_piaa_users(data, config)
+        held_out = set(piaa_users)
+        data.splits["P"]["train"] = data.splits["P"]["train"].filter(
+            lambda user: user not in held_out, input_columns="user_id")
         f_heads = [dict(h, num_scale_classes=0, class_counts=[]) for h in trained["F"].config.heads]
         for key in ("P", "P0"):
             with progress.stage(f"train_{key}", "P on the per-user rows " + ("with the user prompt" if key == "P"
@@ -1038,24 +1177,13 @@ def _run(out: Path, config: DemoConfig, preset: str, overwrite: bool,
                     report["training"][key] = train_stage(key, model, processors[key], data.splits["P"],
                                                           config.p_stage, config, work / "runs" / key, progress)
                 report["training"][key]["init"] = f"from F: {', '.join(init)}"
+                report["training"][key]["train_users"] = sorted(set(data.splits["P"]["train"]["user_id"]))
                 trained[key] = model
 
-        with progress.stage("piaa", "per-user few-shot protocol on P") as rec:
-            piaa_cfg = PIAAConfig(
-                num_users=config.piaa_users, shots=list(config.piaa_shots), repeats=config.piaa_repeats,
-                seed=config.seed, test_size=config.piaa_test_size, tune=config.piaa_tune, epochs=config.piaa_epochs,
-                learning_rate=config.piaa_learning_rate, device="cpu", eval_batch_size=64,
-            )
-            with warnings.catch_warnings():
-                warnings.filterwarnings("ignore", category=UserWarning)
-                piaa = run_piaa(trained["P"], data.para_root, staging / "piaa", piaa_cfg, processor=processors["P"],
-                                progress=progress)
-            from aesmamba_hf.piaa import summary_table
-
-            summary_json = json.loads(piaa.files["summary_json"].read_text(encoding="utf-8"))
-            report["piaa"] = {"description": summary_json["description"], "users": summary_json["users"],
-                              "summary": summary_json["summary"], "table": summary_table(piaa.summary)}
-            rec["users"] = summary_json["users"]
+        with progress.stage("piaa", "per-user few-shot protocol on P (adapters; full fine-tuning)") as rec:
+            report["piaa"] = piaa_stage(trained["P"], processors["P"], data, config, piaa_users, staging, progress)
+            report["piaa"]["taste"] = taste_shares(staging / "benchmark", data, piaa_users, config)
+            rec["users"] = piaa_users
 
         evaluation: dict[str, Any] = {}
         with progress.stage("evaluate", "held-out photos (test split)"):
@@ -1104,6 +1232,7 @@ def _run(out: Path, config: DemoConfig, preset: str, overwrite: bool,
 
         with progress.stage("report", "report.md, report.json, comparison.png"):
             report["goals"] = evaluate_goals(evaluation, report["baseline"], report["ceiling"])
+            report["goals"] += piaa_goals(report["piaa"])
             plot_comparison(evaluation, report["baseline"], staging / "comparison.png")
             shutil.rmtree(work, ignore_errors=True)
         report["stages"] = progress.stages

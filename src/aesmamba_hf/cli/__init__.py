@@ -9,7 +9,8 @@ from collections.abc import Sequence
 from typing import Optional
 
 SUBCOMMANDS = (
-    "demo", "score", "info", "download", "train", "evaluate", "piaa", "export", "publish", "app", "calibrate",
+    "demo", "score", "info", "download", "train", "evaluate", "piaa", "personalize", "export", "publish", "app",
+    "calibrate",
 )
 
 

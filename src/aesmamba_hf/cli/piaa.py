@@ -45,6 +45,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--eval-batch-size", type=int, default=32)
     parser.add_argument("--device", default=None, help="cpu / cuda (default: cuda if available)")
     parser.add_argument("--scan-backend", default=None, help="selective-scan backend override")
+    parser.add_argument("--adapter", choices=["lora_heads", "lora_fusion_heads", "heads"], default=None,
+                        help="train a per-user PEFT adapter of this kind (as `aesmamba personalize`) instead of "
+                        "fine-tuning a copy of the model; run once with and once without to compare both")
+    parser.add_argument("--adapter-rank", type=int, default=4, help="LoRA rank of --adapter (default 4)")
     parser.add_argument("--quiet", action="store_true", help="no per-run progress lines")
     parser.set_defaults(func=run)
 
@@ -60,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
             cosine_period_epochs=args.cosine_period, augment=not args.no_augment, selection=args.selection,
             validation_fraction=args.validation_fraction, min_shots_for_validation=args.min_shots_for_validation,
             zero_shot=not args.no_zero_shot, eval_batch_size=args.eval_batch_size, device=args.device,
-            scan_backend=args.scan_backend,
+            scan_backend=args.scan_backend, adapter=args.adapter, adapter_rank=args.adapter_rank,
         )
         result = run_piaa(args.model, args.para_root, args.out, config,
                           progress=None if args.quiet else (lambda line: print(line, flush=True)))

@@ -56,6 +56,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     _add_media_arguments(parser)
     add_ray_arguments(parser)
+    parser.add_argument("--adapter", metavar="DIR", help="a per-user adapter (aesmamba personalize) applied to "
+                        "--model; a P model then takes the adapter's profile.json unless --user is given")
     parser.set_defaults(func=run)
 
 
@@ -152,7 +154,10 @@ def run(args: argparse.Namespace) -> int:
         _check_output(args.output)
         with warnings.catch_warnings():  # the notes are printed once, below, not also as Python warnings
             warnings.simplefilter("ignore", LoaderWarning)
-            loaded = load_model(args.model, device=args.device, allow_random=args.random_weights)
+            loaded = load_model(args.model, device=args.device, allow_random=args.random_weights,
+                                adapter=args.adapter)
+        if args.adapter and args.user is None and os.path.isfile(os.path.join(args.adapter, "profile.json")):
+            args.user = os.path.join(args.adapter, "profile.json")
     except (ValueError, ModelLoadError) as err:
         return _fail(str(err))
     for note in loaded.notes:

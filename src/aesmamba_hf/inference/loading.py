@@ -295,6 +295,7 @@ def load_model(
     device: Union[str, torch.device, None] = None,
     dtype: torch.dtype = torch.float32,
     allow_random: bool = False,
+    adapter: Optional[PathLike] = None,
     **from_pretrained_kwargs: Any,
 ) -> LoadedModel:
     """A model ready to score (eval mode, ``dtype``, on ``device``) and its processor.
@@ -304,6 +305,8 @@ def load_model(
             Hub repo) or a Hub repo id.
         device: default CUDA when available, else CPU.
         allow_random: accept a model marked as holding random weights (flagged loudly); refused otherwise.
+        adapter: a per-user PEFT adapter folder (``aesmamba personalize``) merged into the loaded weights
+            (:func:`with_adapter`); to switch users on one base use :class:`aesmamba_hf.piaa.AdapterBank`.
 
     Raises:
         ModelLoadError: the folder/repo is missing, not an AesMamba model, or its files are broken.
@@ -340,7 +343,25 @@ def load_model(
         notes.append(random_weights_banner(source))
         warnings.warn(random_weights_banner(source), LoaderWarning, stacklevel=2)
     model = model.to(pick_device(device)).eval()
+    if adapter is not None:
+        model = with_adapter(model, adapter)
     return LoadedModel(model=model, processor=processor, source=source, random_weights=random_weights, notes=notes)
+
+
+def with_adapter(model: AesMambaForAestheticAssessment, adapter: PathLike,
+                 notes: Optional[list[str]] = None) -> AesMambaForAestheticAssessment:
+    """``model`` with a per-user PEFT adapter merged in (a plain AesMamba model again; ``model`` itself is
+    changed). Raises :class:`ModelLoadError` naming the adapter folder when it cannot be applied."""
+    from ..piaa.adapters import AdapterError, merge_adapter, read_personalization
+
+    try:
+        merged = merge_adapter(model, adapter)
+        prompt = read_personalization(adapter).get("prompt")
+    except AdapterError as err:
+        raise ModelLoadError(str(err)) from err
+    if notes is not None:
+        notes.append(f"personal adapter {os.fspath(adapter)}" + (f" (prompt: {prompt!r})" if prompt else ""))
+    return merged
 
 
 def variant_processor(name: str) -> AesMambaProcessor:
@@ -359,6 +380,7 @@ __all__ = [
     "LoadedModel",
     "LoaderWarning",
     "ModelLoadError",
+    "with_adapter",
     "RandomWeightsError",
     "bundled_tokenizer",
     "check_weights",

@@ -50,6 +50,7 @@ from .loading import (
     load_processor,
     load_processor_for_config,
     random_weights_banner,
+    with_adapter,
 )
 from .predictor import Predictor, format_predictions
 from .video import FrameSampling, VideoLoadError, predict_media
@@ -81,8 +82,10 @@ class ImageAestheticsPipeline(Pipeline):
     _load_feature_extractor = False
     _load_tokenizer = False
 
-    def __init__(self, *args: Any, **kwargs: Any):
+    def __init__(self, *args: Any, adapter: Any = None, **kwargs: Any):
         super().__init__(*args, **kwargs)
+        if adapter is not None:  # a per-user PEFT adapter folder (aesmamba personalize), merged into the model
+            self.model = with_adapter(self.model, adapter)
         config = self.model.config
         source = getattr(self.model, "name_or_path", "") or None  # None: a model built in memory
         if self.processor is None or (config.uses_text and getattr(self.processor, "tokenizer", None) is None):

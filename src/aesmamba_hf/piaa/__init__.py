@@ -4,16 +4,40 @@
 * :mod:`.users` — which users take part and their training pool / fixed test rows;
 * :mod:`.protocol` — :func:`run_piaa`, and :func:`finetune`, which calls the package's one fine-tuning function
   (:func:`aesmamba_hf.training.fit`, the same path as ``train()``);
-* :mod:`.report` — the summary (mean ± std), table, CSV and box plot.
+* :mod:`.report` — the summary (mean ± std), table, CSV and box plot;
+* :mod:`.adapters` — per-user PEFT adapters on a shared base (:class:`AdapterBank` swaps users);
+* :mod:`.personalize` — :func:`personalize`: one user's ratings → their adapter (``aesmamba personalize``).
 """
 
 from ..training.finetune import trainable_modules
+from .adapters import (
+                       ADAPTER_KINDS,
+                       AdapterBank,
+                       AdapterError,
+                       attach_adapter,
+                       load_adapter,
+                       merge_adapter,
+                       read_personalization,
+)
+from .personalize import PersonalizeConfig, PersonalizeResult, RatingsError, personalize, read_ratings
 from .protocol import PIAAResult, attribute_columns, finetune, per_user_train_config, predict, run_piaa
 from .report import plot_boxplot, summarize, summary_table
 from .sampling import PIAAConfig, run_seed, sample_shots, split_validation, stable_seed
 from .users import UserData, load_users
 
 __all__ = [
+    "ADAPTER_KINDS",
+    "AdapterBank",
+    "AdapterError",
+    "PersonalizeConfig",
+    "PersonalizeResult",
+    "RatingsError",
+    "attach_adapter",
+    "load_adapter",
+    "merge_adapter",
+    "personalize",
+    "read_personalization",
+    "read_ratings",
     "PIAAConfig",
     "PIAAResult",
     "UserData",

@@ -55,6 +55,7 @@ from ..modeling_aesmamba import AesMambaForAestheticAssessment
 from ..training.collator import AesMambaDataCollator
 from ..training.finetune import fit, scan_backend_for_run, trainable_modules
 from ..training.recipes import TrainConfig
+from .adapters import attach_adapter
 from .report import _metric_records, _write_csv, plot_boxplot, summarize, summary_table
 from .sampling import PathLike, PIAAConfig, run_seed, sample_shots, split_validation
 from .users import load_users
@@ -122,6 +123,8 @@ def finetune(
     """
     del columns
     model = copy.deepcopy(base_model).to(device)
+    if config.adapter is not None:  # a per-user PEFT adapter on (a copy of) the shared base, as personalize()
+        model = attach_adapter(model, config.adapter, config.adapter_rank)
     cfg = per_user_train_config(config, model.config.task, seed, validation is not None, collator.train, device)
     with tempfile.TemporaryDirectory(prefix="aesmamba-piaa-") as scratch:
         cfg.output_dir = scratch
@@ -235,7 +238,8 @@ def run_piaa(
                     del tuned
                     new = _metric_records(data.user, k, repeat, seed, scores, test_targets, columns,
                                           {"n_train": len(fit_idx), "n_val": len(val_idx), "n_test": n_test,
-                                           "epochs": info["epochs"], "selection": selection, "tune": config.tune})
+                                           "epochs": info["epochs"], "selection": selection,
+                                           "tune": f"adapter:{config.adapter}" if config.adapter else config.tune})
                     records += new
                     runs_file.write(json.dumps(json_safe({
                         "user": data.user, "k": k, "repeat": repeat, "seed": seed, "selection": selection,
@@ -256,7 +260,8 @@ def run_piaa(
              "summary_md": out / "summary.md", "boxplot": out / "boxplot.png"}
     _write_csv(records, files["per_user_csv"])
     table = summary_table(summary)
-    description = (f"{len(done)} users, shots {config.shots}, {config.repeats} repeats, tune={config.tune}, "
+    method = f"adapter={config.adapter} (rank {config.adapter_rank})" if config.adapter else f"tune={config.tune}"
+    description = (f"{len(done)} users, shots {config.shots}, {config.repeats} repeats, {method}, "
                    f"{config.epochs} epochs, selection={config.selection} (never on test)")
     payload = {
         "protocol": "piaa",

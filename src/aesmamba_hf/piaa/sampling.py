@@ -12,12 +12,14 @@ from typing import Any, Optional, Union
 import numpy as np
 
 from ..training.finetune import TUNE_CHOICES
+from .adapters import ADAPTER_KINDS
 
 PathLike = Union[str, os.PathLike]
 SELECTION_CHOICES = ("last", "validation")
 ZERO_SHOT = "zero_shot"
 CSV_COLUMNS = ("user", "k", "repeat", "seed", "attribute", "plcc", "srcc", "n_train", "n_val", "n_test",
                "epochs", "selection", "tune")
+
 
 
 @dataclass
@@ -40,6 +42,11 @@ class PIAAConfig:
         cosine_period_epochs: ``T_max`` of the per-epoch cosine (``None``: the run length; authors: 5).
         augment: training augmentation (resize 256 → flip → crop 224) on the shots.
         selection, validation_fraction, min_shots_for_validation: see the module docstring.
+
+    Per-user adapters:
+        adapter: ``None`` — fine-tune a copy of the model (the paper's way, ``tune`` picks the parts); or a kind
+            of :data:`~aesmamba_hf.piaa.adapters.ADAPTER_KINDS` — train a PEFT adapter per user on the shared
+            base, as ``aesmamba personalize`` does (``tune`` is then unused); ``adapter_rank``: its LoRA rank.
 
     Running:
         zero_shot: evaluate the generic model per user (``k = 0`` rows).
@@ -70,8 +77,13 @@ class PIAAConfig:
     eval_batch_size: int = 32
     device: Optional[str] = None
     scan_backend: Optional[str] = None
+    adapter: Optional[str] = None
+    adapter_rank: int = 4
 
     def __post_init__(self) -> None:
+        if self.adapter is not None and self.adapter not in ADAPTER_KINDS:
+            raise ValueError(f"PIAAConfig.adapter must be None (full fine-tuning) or one of {ADAPTER_KINDS}, "
+                             f"got {self.adapter!r}")
         if self.tune not in TUNE_CHOICES:
             raise ValueError(f"PIAAConfig.tune must be one of {TUNE_CHOICES}, got {self.tune!r}")
         if self.selection not in SELECTION_CHOICES:

@@ -92,6 +92,14 @@ def scan_backend_for_run(model: Any, backend: Optional[str]) -> Iterator[None]:
         model.set_scan_backend(previous)
 
 
+def _is_peft_model(model: Any) -> bool:
+    try:
+        from peft import PeftModel
+    except ImportError:  # pragma: no cover - peft is a core dependency
+        return False
+    return isinstance(model, PeftModel)
+
+
 @dataclass
 class FitResult:
     """The trainer (its ``state`` holds the best metric and checkpoint) and ``trainer.train``'s output."""
@@ -120,18 +128,22 @@ def fit(
         train_dataset, eval_dataset: ``datasets.Dataset`` or a list of rows in the :mod:`aesmamba_hf.data`
             schema (``image``, ``labels``, optional ``class_labels``, ``comment`` or ``user``). Without an
             ``eval_dataset`` set ``cfg.eval_strategy="no"``: the last weights are kept.
-        tune: which parts to train (:data:`TUNE_CHOICES`).
+        tune: which parts to train (:data:`TUNE_CHOICES`). A PEFT-wrapped model (``peft.PeftModel``, e.g. a
+            per-user adapter of :mod:`aesmamba_hf.piaa.adapters`) trains its adapter only, whatever ``tune``.
         resume_from: a ``checkpoint-*`` folder to continue from.
         quiet: no per-log line on stderr (many short runs, e.g. PIAA).
     """
     from .trainer import LogToStderr, build_trainer
 
+    peft_wrapped = _is_peft_model(model)
+    if peft_wrapped:
+        tune = "all"  # PEFT left exactly the adapter's parameters trainable
     with scan_backend_for_run(model, cfg.scan_backend), trainable_parts(model, tune):
         trainer = build_trainer(cfg, model, processor, train_dataset, eval_dataset, compute_metrics, callbacks)
         if quiet:
             trainer.remove_callback(LogToStderr)
         output = trainer.train(resume_from_checkpoint=resume_from)
-    if tune == "all" and getattr(model.config, "random_weights", False):
+    if tune == "all" and not peft_wrapped and getattr(model.config, "random_weights", False):
         model.config.random_weights = False  # trained by the user: no longer the package's random weights
     return FitResult(trainer=trainer, train_output=output)
 
