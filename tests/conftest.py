@@ -16,7 +16,7 @@ def _strict_pil(monkeypatch):
 
 # CI (.ci/run) installs every optional feature the tests exercise (Ray, Gradio, Chromium, onnxruntime, PyAV,
 # Triton); there a test skipped for a missing one is a broken install, not an optional feature: fail it.
-_MISSING_DEPENDENCY_REASONS = ("could not import", "no browser for the page test")
+_MISSING_DEPENDENCY_REASONS = ("could not import", "is not installed", "no browser for the page test")
 
 
 @pytest.hookimpl(hookwrapper=True)
