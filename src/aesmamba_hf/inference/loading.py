@@ -293,7 +293,7 @@ def load_model(
     name_or_path: PathLike,
     *,
     device: Union[str, torch.device, None] = None,
-    dtype: torch.dtype = torch.float32,
+    dtype: Union[str, torch.dtype] = torch.float32,
     allow_random: bool = False,
     **from_pretrained_kwargs: Any,
 ) -> LoadedModel:
@@ -303,13 +303,18 @@ def load_model(
         name_or_path: a model folder, a variant alias (``aesmamba-v-ava``: a local folder of that name, else its
             Hub repo) or a Hub repo id.
         device: default CUDA when available, else CPU.
+        dtype: ``float32`` (default) or ``bfloat16`` weights (a torch dtype or its name); the scan computes in
+            float32 either way, scores come out float32 (see :mod:`aesmamba_hf.inference.precision`).
         allow_random: accept a model marked as holding random weights (flagged loudly); refused otherwise.
 
     Raises:
         ModelLoadError: the folder/repo is missing, not an AesMamba model, or its files are broken.
         RandomWeightsError: the model holds random weights and ``allow_random`` is False.
     """
+    from .precision import resolve_dtype
+
     try:
+        dtype = resolve_dtype(dtype)
         source = resolve_model(name_or_path)
     except ValueError as err:
         raise ModelLoadError(str(err)) from err
