@@ -245,11 +245,12 @@ def export_onnx(
                               "(--random-weights) to export it anyway")
         info = {"source": "in-memory model", "variant": model.config.variant, "trained": trained,
                 "weights_origin": "in-memory model"}
+        _check_task(model)
         processor = processor if processor is not None else load_processor_for_config(model.config)
     else:
         model, loaded_processor, info = load_export_source(source, weights=weights, allow_random=allow_random)
+        _check_task(model)
         processor = processor if processor is not None else loaded_processor
-    _check_task(model)
     image_size = _image_size(processor)
     # export an fp32 copy in eval mode: the caller's model keeps its dtype, mode and backend
     model = copy.deepcopy(model).float().eval()

@@ -27,13 +27,16 @@ import torch.nn.functional as F
 from ..selective_scan import cross_merge, cross_scan
 
 
-def _time_major(t: torch.Tensor, chunks: int, steps: int) -> list[torch.Tensor]:
-    """(b, K, X, L) → ``steps`` tensors (b, K, X, chunks): position ``k·steps + s`` is chunk k, step s."""
+def _steps(t: torch.Tensor, chunks: int, steps: int, state_axis: bool) -> list[torch.Tensor]:
+    """(b, K, X, L) → ``steps`` tensors shaped to broadcast against the state (b, K, d, chunks, N): position
+    ``k·steps + s`` is chunk k, step s. ``state_axis``: X is the state axis N (B, C), else the channels d."""
     b, k, x, length = t.shape
     pad = chunks * steps - length
     if pad:  # padded positions carry Δ = 0 (no decay, no input) and come after every real one
         t = F.pad(t, (0, pad))
-    return list(t.reshape(b, k, x, chunks, steps).unbind(-1))
+    t = t.reshape(b, k, x, chunks, steps)
+    t = t.permute(0, 1, 3, 2, 4).unsqueeze(2) if state_axis else t.unsqueeze(4)  # (b,K,1,n,N,T) / (b,K,d,n,1,T)
+    return list(t.unbind(-1))
 
 
 def grouped_selective_scan(u: torch.Tensor, delta: torch.Tensor, A: torch.Tensor, B: torch.Tensor,
@@ -41,31 +44,27 @@ def grouped_selective_scan(u: torch.Tensor, delta: torch.Tensor, A: torch.Tensor
     """The S6 scan over (b, K, d, L) inputs with per-direction B/C (b, K, N, L), A (K, d, N), D (K, d);
     ``delta`` already has its bias and softplus. Returns y (b, K, d, L) in the inputs' dtype."""
     length = u.shape[-1]
-    steps = max(1, math.isqrt(length - 1) + 1) if length > 1 else 1  # T = ⌈√L⌉
+    steps = math.isqrt(length - 1) + 1 if length > 1 else 1  # T = ⌈√L⌉
     chunks = -(-length // steps)
     A5 = A[None, :, :, None, :]  # (1, K, d, 1, N): broadcast over batch and chunks
-    us, ds = _time_major(u, chunks, steps), _time_major(delta, chunks, steps)
-    Bs, Cs = _time_major(B, chunks, steps), _time_major(C, chunks, steps)  # each (b, K, N, chunks)
+    ds, dus = _steps(delta, chunks, steps, False), _steps(delta * u, chunks, steps, False)
+    Bs, Cs = _steps(B, chunks, steps, True), _steps(C, chunks, steps, True)
 
     # 1. every chunk scanned from a zero state, all chunks in parallel
     h = None
     local = []
-    for u_t, d_t, B_t, C_t in zip(us, ds, Bs, Cs):
-        inject = (d_t * u_t)[..., None] * B_t.transpose(2, 3)[:, :, None]  # (b, K, d, chunks, N)
-        h = inject if h is None else torch.exp(d_t[..., None] * A5) * h + inject
-        local.append((h * C_t.transpose(2, 3)[:, :, None]).sum(-1))
+    for d_t, du_t, B_t, C_t in zip(ds, dus, Bs, Cs):
+        h = du_t * B_t if h is None else torch.exp(d_t * A5) * h + du_t * B_t  # (b, K, d, chunks, N)
+        local.append((h * C_t).sum(-1))
     # 2. the state entering each chunk
-    cum = torch.stack(ds, dim=-1).cumsum(-1)  # (b, K, d, chunks, T): Δ summed from the chunk start
-    chunk_decay = torch.exp(cum[..., -1, None] * A5)  # (b, K, d, chunks, N)
+    cum = torch.stack(ds, dim=-1).cumsum(-1)  # (b, K, d, chunks, 1, T): Δ summed from the chunk start
+    chunk_decay = torch.exp(cum[..., -1] * A5)  # (b, K, d, chunks, N)
     entering = [torch.zeros_like(h[:, :, :, 0])]
     for k in range(chunks - 1):
         entering.append(chunk_decay[:, :, :, k] * entering[-1] + h[:, :, :, k])
     H = torch.stack(entering, dim=3)  # (b, K, d, chunks, N)
     # 3. each position corrected by its chunk's entering state
-    ys = []
-    for s, (y_t, C_t) in enumerate(zip(local, Cs)):
-        carried = torch.exp(cum[..., s, None] * A5) * H
-        ys.append(y_t + (carried * C_t.transpose(2, 3)[:, :, None]).sum(-1))
+    ys = [y_t + (torch.exp(cum[..., s] * A5) * H * C_t).sum(-1) for s, (y_t, C_t) in enumerate(zip(local, Cs))]
     y = torch.stack(ys, dim=-1).flatten(-2)[..., :length]  # (b, K, d, L)
     return y + u * D[None, :, :, None]
 
