@@ -93,7 +93,7 @@ def test_dtype_names_and_errors(model_dir):
     assert resolve_dtype(None) == torch.float32 and resolve_dtype("bf16") == torch.bfloat16
     assert resolve_dtype(torch.bfloat16) == torch.bfloat16
     with pytest.raises(ValueError, match="bfloat16.*float32"):
-        resolve_dtype("float16")
+        resolve_dtype("float64")
     with pytest.raises(ModelLoadError, match="dtype must be one of"):
         load_model(model_dir, dtype="int8")
     assert bf16_cpu_note(torch.float32, "cpu") is None and bf16_cpu_note(torch.bfloat16, "cuda") is None

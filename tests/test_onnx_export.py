@@ -20,6 +20,17 @@ pytest.importorskip("onnxscript")
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 
+SIZE = 64  # the graph's fixed spatial size comes from the processor; small keeps the traced graph small
+
+
+def _small_processor(config):
+    from aesmamba_hf.inference.loading import default_processor_for_config
+
+    processor = default_processor_for_config(config)
+    processor.image_processor.size = {"height": SIZE, "width": SIZE}
+    return processor
+
+
 def _session(folder):
     return ort.InferenceSession(str(folder / "model.onnx"), providers=["CPUExecutionProvider"])
 
@@ -35,6 +46,7 @@ def exported_v(tmp_path_factory):
     root = tmp_path_factory.mktemp("onnx_v")
     folder = save_tiny_model(root / "model", task="V")
     model = AesMambaForAestheticAssessment.from_pretrained(folder).eval()
+    _small_processor(model.config).save_pretrained(folder)
     model.set_scan_backend("auto")  # compare with what torch users run, not the test's reference pin
     result = export_onnx(folder, root / "onnx")
     return model, result
@@ -45,15 +57,16 @@ def test_onnx_v_matches_torch_at_batch_1_and_3(exported_v):
     session = _session(result.path)
     assert [i.name for i in session.get_inputs()] == ["pixel_values"]
     assert session.get_inputs()[0].shape[0] not in (1, 2, 3)  # a named, dynamic batch axis
-    assert [o.name for o in session.get_outputs()] == ["scores", "distribution"]
+    names = [o.name for o in session.get_outputs()]
+    assert names[:2] == ["scores", "distribution"] and set(names) <= {"scores", "distribution", "class_logits"}
     generator = torch.Generator().manual_seed(1)
     for batch in (1, 3):
-        pixels = torch.randn(batch, 3, 224, 224, generator=generator)
-        scores, distribution = session.run(None, {"pixel_values": pixels.numpy()})
+        pixels = torch.randn(batch, 3, SIZE, SIZE, generator=generator)
+        got = dict(zip(names, session.run(None, {"pixel_values": pixels.numpy()})))
         expected = _torch_outputs(model, pixels)
-        assert scores.shape == (batch, 1) and distribution.shape == (batch, 10)
-        np.testing.assert_allclose(scores, expected.scores.numpy(), atol=1e-4, rtol=0)
-        np.testing.assert_allclose(distribution, expected.distribution.numpy(), atol=1e-4, rtol=0)
+        assert got["scores"].shape == (batch, 1) and got["distribution"].shape == (batch, 10)
+        for name in names:
+            np.testing.assert_allclose(got[name], getattr(expected, name).numpy(), atol=1e-4, rtol=0)
     assert result.max_abs_diff is not None and result.max_abs_diff <= 1e-4
 
 
@@ -63,8 +76,8 @@ def test_onnx_folder_has_processor_config_and_note(exported_v):
     _, result = exported_v
     assert {"model.onnx", "config.json", "processor_config.json", "onnx_export.json", "README.md"} <= set(result.files)
     note = json.loads((result.path / "onnx_export.json").read_text())
-    assert note["inputs"]["pixel_values"] == ["batch", 3, 224, 224]
-    assert list(note["outputs"]) == ["scores", "distribution"] and note["outputs"]["distribution"] == ["batch", 10]
+    assert note["inputs"]["pixel_values"] == ["batch", 3, SIZE, SIZE]
+    assert list(note["outputs"])[:2] == ["scores", "distribution"] and note["outputs"]["distribution"] == ["batch", 10]
     assert [h["name"] for h in note["heads"]] == ["aesthetic"] and note["scan"] == "unrolled"
     assert note["trained"] is True  # a model the user built is not marked as random
     # the saved processor gives the graph its input: a real image scores like the torch model
@@ -79,11 +92,11 @@ def test_onnx_f_model_outputs_nine_attributes(tmp_path):
     torch.manual_seed(0)
     model = AesMambaForAestheticAssessment(AesMambaConfig.tiny(task="F")).eval()
     before = model.get_scan_backend()
-    result = export_onnx(model, tmp_path / "onnx")
+    result = export_onnx(model, tmp_path / "onnx", processor=_small_processor(model.config))
     assert model.get_scan_backend() == before  # the caller's model is left as it was
     session = _session(result.path)
     assert [o.name for o in session.get_outputs()][0] == "scores"
-    pixels = torch.randn(3, 3, 224, 224, generator=torch.Generator().manual_seed(2))
+    pixels = torch.randn(3, 3, SIZE, SIZE, generator=torch.Generator().manual_seed(2))
     got = dict(zip([o.name for o in session.get_outputs()], session.run(None, {"pixel_values": pixels.numpy()})))
     expected = _torch_outputs(model, pixels)
     assert got["scores"].shape == (3, 9)
@@ -136,6 +149,7 @@ def test_cli_export_format_onnx(tmp_path, capsys):
     from aesmamba_hf.cli import main
 
     folder = save_tiny_model(tmp_path / "model", task="V")
+    _small_processor(AesMambaForAestheticAssessment.config_class.from_pretrained(folder)).save_pretrained(folder)
     assert main(["export", "--format", "onnx", str(folder), str(tmp_path / "onnx")]) == 0
     assert (tmp_path / "onnx" / "model.onnx").is_file()
     assert "model.onnx" in capsys.readouterr().out

@@ -21,18 +21,20 @@ from typing import Optional, Union
 
 import torch
 
-DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
+# float16 is kept for GPU callers of load_model; on CPU it is slow and the CLI does not offer it
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 NATIVE_BF16_FLAGS = ("avx512_bf16", "amx_bf16", "avx_ne_convert")
 
 
 def resolve_dtype(value: Union[str, torch.dtype, None]) -> torch.dtype:
-    """``"float32"`` / ``"bfloat16"`` (also ``"fp32"``, ``"bf16"``) or a torch dtype → the torch dtype."""
+    """``"float32"`` / ``"bfloat16"`` / ``"float16"`` (also ``"fp32"``, ``"bf16"``, ``"fp16"``) or a torch dtype →
+    the torch dtype."""
     if value is None:
         return torch.float32
     if isinstance(value, torch.dtype):
         name = str(value).removeprefix("torch.")
     else:
-        name = {"fp32": "float32", "bf16": "bfloat16"}.get(str(value).lower(), str(value).lower())
+        name = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}.get(str(value).lower(), str(value).lower())
     if name not in DTYPES:
         raise ValueError(f"dtype must be one of {sorted(DTYPES)} for inference, got {value!r}")
     return DTYPES[name]
