@@ -5,6 +5,11 @@ Weights (safetensors), config with ``auto_map``, processor files, the modeling c
 weights available offline is refused unless ``--random-weights`` is given (then it is exported with RANDOM
 weights, marked as such everywhere); ``--weights`` converts the authors' ``.pth`` checkpoint instead. ``--metrics`` adds an ``aesmamba evaluate`` /
 ``aesmamba piaa`` JSON to the card.
+
+``--format onnx`` writes ``model.onnx`` instead (tasks V and F: input ``pixel_values`` with a dynamic batch
+axis, outputs ``scores`` and, where the model has them, ``distribution`` / ``class_logits``), with the processor
+files, config.json and a note of what the graph holds; the graph is checked against torch in onnxruntime
+before anything is written.
 """
 
 from __future__ import annotations
@@ -27,6 +32,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--overwrite", action="store_true", help="replace a non-empty OUT_DIR")
     parser.add_argument("--random-weights", action="store_true",
                         help="export RANDOM weights when no trained weights are available (marked as such)")
+    parser.add_argument("--format", choices=["hub", "onnx"], default="hub",
+                        help="hub: Hub repository folder (default); onnx: model.onnx for onnxruntime (V and F)")
+    parser.add_argument("--opset", type=int, default=None, help="ONNX opset (--format onnx; default: the exporter's)")
     parser.add_argument("--require-trained", action="store_true",
                         help="fail when no trained weights are available (the default now; kept for old scripts)")
     parser.add_argument("--space", metavar="SPACE_DIR", default=None,
@@ -38,6 +46,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..hub import DEFAULT_LICENSE, ExportError, export_model
 
+    if args.format == "onnx":
+        if args.space:
+            print("aesmamba export: error: --space applies to --format hub", file=sys.stderr)
+            return 1
+        return _run_onnx(args)
+    if args.opset is not None:
+        print("aesmamba export: error: --opset applies to --format onnx", file=sys.stderr)
+        return 1
     if args.space and (problem := _space_problem(args)):
         print(f"aesmamba export: error: --space: {problem}", file=sys.stderr)
         return 1
@@ -86,4 +102,27 @@ def _write_space(args: argparse.Namespace, model_dir: object) -> int:
         print(f"aesmamba export: error: --space: {err}", file=sys.stderr)
         return 1
     print(f"wrote a Space running the app for it -> {path}")
+    return 0
+
+
+def _run_onnx(args: argparse.Namespace) -> int:
+    from ..hub import ExportError, export_onnx
+
+    hub_only = [flag for flag, value in (("--metrics", args.metrics), ("--repo-id", args.repo_id),
+                                         ("--license", args.license)) if value is not None]
+    if hub_only:
+        print(f"aesmamba export: error: {', '.join(hub_only)} apply to --format hub (the model card)", file=sys.stderr)
+        return 1
+    try:
+        result = export_onnx(args.source, args.out_dir, weights=args.weights, overwrite=args.overwrite,
+                             allow_random=args.random_weights and not args.require_trained, opset=args.opset)
+    except (ExportError, OSError, ValueError, KeyError) as err:
+        print(f"aesmamba export: error: {err}", file=sys.stderr)
+        return 1
+    if not result.trained:
+        print(f"WARNING: {result.path} holds RANDOM weights: its scores are meaningless", file=sys.stderr)
+    print(f"exported {result.source} -> {result.path}/model.onnx (outputs {', '.join(result.outputs)}; largest "
+          f"difference from torch {result.max_abs_diff:.2g}; weights: {result.weights_origin})")
+    for name in result.files:
+        print(f"  {name}")
     return 0

@@ -47,6 +47,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="comments for M models: CSV/TSV/JSON/JSONL mapping image (path, name or stem) to text")
     parser.add_argument("--batch-size", type=int, default=8, help="images per model call (default 8)")
     parser.add_argument("--device", choices=["cpu", "cuda"], default=None, help="default: cuda if available")
+    parser.add_argument("--dtype", choices=["float32", "bfloat16"], default="float32",
+                        help="weights precision (default float32; bfloat16 is faster only on CPUs with bf16 "
+                        "instructions; the scan stays float32)")
     parser.add_argument("--workers", type=int, default=2, help="threads decoding images (default 2, 0 = none)")
     parser.add_argument("--all-files", action="store_true", help="in folders, try every file, not only image "
                         "extensions")
@@ -136,6 +139,14 @@ def _summarise(args: argparse.Namespace, scored: int, failures: list, existing: 
               file=sys.stderr)
 
 
+def _dtype_note(loaded: Any) -> None:
+    from ..inference.precision import bf16_cpu_note
+
+    note = bf16_cpu_note(loaded.model.dtype, loaded.model.device)
+    if note:
+        print(f"note: {note}", file=sys.stderr)
+
+
 def run(args: argparse.Namespace) -> int:
     from tqdm.auto import tqdm
 
@@ -155,11 +166,12 @@ def run(args: argparse.Namespace) -> int:
         with warnings.catch_warnings():  # the notes are printed once, below, not also as Python warnings
             warnings.simplefilter("ignore", LoaderWarning)
             loaded = load_model(args.model, device=args.device, allow_random=args.random_weights,
-                                adapter=args.adapter)
+                                adapter=args.adapter, dtype=getattr(args, "dtype", "float32"))
         if args.adapter and args.user is None and os.path.isfile(os.path.join(args.adapter, "profile.json")):
             args.user = os.path.join(args.adapter, "profile.json")
     except (ValueError, ModelLoadError) as err:
         return _fail(str(err))
+    _dtype_note(loaded)
     for note in loaded.notes:
         print(f"WARNING: {note}", file=sys.stderr)
     config = loaded.config

@@ -276,6 +276,21 @@ def _read_metrics(metrics: Union[None, PathLike, dict[str, Any]]) -> Optional[di
         raise ExportError(f"cannot read metrics JSON {path}: {err}") from err
 
 
+def check_export_dir(out_dir: PathLike, overwrite: bool) -> Path:
+    """The export folder, refused before any work when it is a file, not empty (unless ``overwrite``) or not
+    writable (every export format checks it the same way)."""
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise ExportError(f"{out} exists and is a file; give a folder")
+    if out.exists() and any(out.iterdir()) and not overwrite:
+        raise ExportError(f"{out} is not empty; pass overwrite=True (--overwrite) to replace it")
+    try:
+        check_output_dir(out, "export folder")
+    except OutputLocationError as err:
+        raise ExportError(str(err)) from err
+    return out
+
+
 def export_model(
     source: Union[PathLike, AesMambaForAestheticAssessment],
     out_dir: PathLike,
@@ -308,15 +323,7 @@ def export_model(
         warnings.warn("export_model(allow_untrained=) is deprecated; use allow_random=", DeprecationWarning,
                       stacklevel=2)
         allow_random = allow_untrained
-    out = Path(out_dir)
-    if out.exists() and not out.is_dir():
-        raise ExportError(f"{out} exists and is a file; give a folder")
-    if out.exists() and any(out.iterdir()) and not overwrite:
-        raise ExportError(f"{out} is not empty; pass overwrite=True (--overwrite) to replace it")
-    try:
-        check_output_dir(out, "export folder")
-    except OutputLocationError as err:
-        raise ExportError(str(err)) from err
+    out = check_export_dir(out_dir, overwrite)
     if isinstance(source, AesMambaForAestheticAssessment):
         model, info = source, {"source": "in-memory model", "variant": source.config.variant, "trained": True,
                                "weights_origin": "in-memory model"}
@@ -365,4 +372,4 @@ def _write_export(model: Any, processor: Any, staging: Path, config: AesMambaCon
     atomic_write_text(staging / "README.md", str(card))
 
 
-__all__ = ["ExportError", "ExportResult", "check_remote_code", "export_model", "load_export_source"]
+__all__ = ["ExportError", "ExportResult", "check_export_dir", "check_remote_code", "export_model", "load_export_source"]

@@ -293,7 +293,7 @@ def load_model(
     name_or_path: PathLike,
     *,
     device: Union[str, torch.device, None] = None,
-    dtype: torch.dtype = torch.float32,
+    dtype: Union[str, torch.dtype] = torch.float32,
     allow_random: bool = False,
     adapter: Optional[PathLike] = None,
     **from_pretrained_kwargs: Any,
@@ -304,6 +304,8 @@ def load_model(
         name_or_path: a model folder, a variant alias (``aesmamba-v-ava``: a local folder of that name, else its
             Hub repo) or a Hub repo id.
         device: default CUDA when available, else CPU.
+        dtype: ``float32`` (default) or ``bfloat16`` weights (a torch dtype or its name); the scan computes in
+            float32 either way, scores come out float32 (see :mod:`aesmamba_hf.inference.precision`).
         allow_random: accept a model marked as holding random weights (flagged loudly); refused otherwise.
         adapter: a per-user PEFT adapter folder (``aesmamba personalize``) merged into the loaded weights
             (:func:`with_adapter`); to switch users on one base use :class:`aesmamba_hf.piaa.AdapterBank`.
@@ -312,7 +314,10 @@ def load_model(
         ModelLoadError: the folder/repo is missing, not an AesMamba model, or its files are broken.
         RandomWeightsError: the model holds random weights and ``allow_random`` is False.
     """
+    from .precision import resolve_dtype
+
     try:
+        dtype = resolve_dtype(dtype)
         source = resolve_model(name_or_path)
     except ValueError as err:
         raise ModelLoadError(str(err)) from err

@@ -87,13 +87,20 @@ class Predictor:
         batch_size: examples per forward pass.
         device: move the model there first (default: leave it where its parameters are).
         decode_workers: threads decoding images (0: decode in the calling thread).
+        dtype: cast the model's weights to ``float32`` or ``bfloat16`` first (default: leave them); scores
+            are float32 either way.
     """
 
     def __init__(self, model: Any, processor: Any, *, batch_size: int = 8,
-                 device: Union[str, torch.device, None] = None, decode_workers: int = 0):
+                 device: Union[str, torch.device, None] = None, decode_workers: int = 0,
+                 dtype: Union[str, torch.dtype, None] = None):
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         self.model = model if device is None else model.to(device)
+        if dtype is not None:
+            from .precision import resolve_dtype
+
+            self.model = self.model.to(resolve_dtype(dtype))
         self.processor = processor
         self.batch_size = int(batch_size)
         self.decode_workers = int(decode_workers)
