@@ -22,11 +22,19 @@ import sys
 import warnings
 from typing import Any
 
-from ..inference.files import IMAGE_EXTENSIONS, find_comment, is_video_path, iter_image_files, load_comments
+from ..inference.files import (
+    IMAGE_EXTENSIONS,
+    find_comment,
+    is_video_path,
+    iter_image_files,
+    load_comments,
+    text_inputs,
+)
 from ..inference.loading import LEGACY_RANDOM_WEIGHTS_MARKER as RANDOM_WEIGHTS_MARKER
+from ..inference.precision import CLI_DTYPES
 from ..inference.results import ResultWriter, csv_columns, flatten_record, output_format
 from ..io_utils import check_output_file
-from .score_ray import add_ray_arguments, misplaced_flags, run_ray
+from .score_ray import add_ray_arguments, engine_flag_defaults, misplaced_flags, run_ray
 
 # -- command --------------------------------------------------------------------------------------------
 
@@ -47,7 +55,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="comments for M models: CSV/TSV/JSON/JSONL mapping image (path, name or stem) to text")
     parser.add_argument("--batch-size", type=int, default=8, help="images per model call (default 8)")
     parser.add_argument("--device", choices=["cpu", "cuda"], default=None, help="default: cuda if available")
-    parser.add_argument("--dtype", choices=["float32", "bfloat16"], default="float32",
+    parser.add_argument("--dtype", choices=CLI_DTYPES, default=None,
                         help="weights precision (default float32; bfloat16 is faster only on CPUs with bf16 "
                         "instructions; the scan stays float32)")
     parser.add_argument("--workers", type=int, default=2, help="threads decoding images (default 2, 0 = none)")
@@ -61,17 +69,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_ray_arguments(parser)
     parser.add_argument("--adapter", metavar="DIR", help="a per-user adapter (aesmamba personalize) applied to "
                         "--model; a P model then takes the adapter's profile.json unless --user is given")
-    parser.set_defaults(func=run)
+    parser.set_defaults(func=run, flag_defaults=engine_flag_defaults(parser))
 
 
 def _add_media_arguments(parser: argparse.ArgumentParser) -> None:
     """Videos (frames sampled and aggregated, see docs/video.md) and the score range (clamping)."""
+    from ..inference.video import AGGREGATES
+
     group = parser.add_argument_group("videos and score ranges")
     sampling = group.add_mutually_exclusive_group()
     sampling.add_argument("--frames", type=int, metavar="N",
                           help="videos: score N frames spread uniformly over the video (default 8)")
     sampling.add_argument("--every-seconds", type=float, metavar="S", help="videos: score a frame every S seconds")
-    group.add_argument("--aggregate", choices=["mean", "median", "trimmed_mean"], default="mean",
+    group.add_argument("--aggregate", choices=AGGREGATES, default=None,
                        help="videos: the statistic of the frame scores in the aggregate row's score (default mean; "
                        "all three get their own columns)")
     group.add_argument("--clamp", action="store_true", help="report a score outside its head's score range at the "
@@ -81,7 +91,7 @@ def _add_media_arguments(parser: argparse.ArgumentParser) -> None:
 def _frame_sampling(args: argparse.Namespace) -> Any:
     from ..inference.video import FrameSampling
 
-    return FrameSampling(frames=args.frames, every_seconds=args.every_seconds, aggregate=args.aggregate)
+    return FrameSampling(frames=args.frames, every_seconds=args.every_seconds, aggregate=args.aggregate or "mean")
 
 
 def _fail(message: str) -> int:
@@ -96,25 +106,10 @@ def _check_output(path: str) -> None:
 
 
 def _text_inputs(args: argparse.Namespace, config: Any, processor: Any) -> tuple[Any, dict[str, str]]:
-    """The user profile (P) and comments (M) given on the command line, validated against the model."""
-    from ..processing_aesmamba import as_user_profile
-    from ..tasks import Task
-
-    task = Task.parse(config.task)
-    user, comments = None, {}
-    if args.user:
-        if not task.reads_user_profile:
-            raise ValueError(f"--user needs a personalized (P) model; {args.model} is task {task}")
-        user = as_user_profile(args.user)
-        processor.build_prompt(user)  # fail now, not at the first batch
-    if args.comments:
-        if not task.reads_comments:
-            raise ValueError(f"--comments needs a comment (M) model; {args.model} is task {task}")
-        comments = load_comments(args.comments)
-    if task.reads_user_profile and user is None:
-        print("note: no --user given; the personalized model scores from the image alone", file=sys.stderr)
-    if task.reads_comments and not comments:
-        print("note: no --comments given; the comment model scores from the image alone", file=sys.stderr)
+    """The ``--user``/``--comments`` of the command line, validated against the model (notes printed)."""
+    user, comments, notes = text_inputs(config, processor, args.user, args.comments, model_name=args.model)
+    for note in notes:
+        print(f"note: {note}", file=sys.stderr)
     return user, comments
 
 
@@ -166,7 +161,7 @@ def run(args: argparse.Namespace) -> int:
         with warnings.catch_warnings():  # the notes are printed once, below, not also as Python warnings
             warnings.simplefilter("ignore", LoaderWarning)
             loaded = load_model(args.model, device=args.device, allow_random=args.random_weights,
-                                adapter=args.adapter, dtype=getattr(args, "dtype", "float32"))
+                                adapter=args.adapter, dtype=args.dtype or "float32")
         if args.adapter and args.user is None and os.path.isfile(os.path.join(args.adapter, "profile.json")):
             args.user = os.path.join(args.adapter, "profile.json")
     except (ValueError, ModelLoadError) as err:

@@ -8,10 +8,15 @@ import sys
 
 from ..data.sources import INPUT_KINDS
 
-RAY_ONLY = {"actors": None, "address": None, "input_format": "auto", "image_column": "image", "key_column": "key",
-            "split": None, "shard_size": 1000, "min_score": None, "head": None, "kept_only": False,
-            "with_distribution": False}
-LOCAL_ONLY = {"user": None, "comments": None, "retry_errors": False}
+# flags of one engine only: given with the other engine they are refused (their defaults come from the parser)
+RAY_ONLY = ("actors", "address", "input_format", "image_column", "key_column", "split", "shard_size", "min_score",
+            "head", "kept_only", "with_distribution")
+LOCAL_ONLY = ("user", "comments", "retry_errors")
+
+
+def engine_flag_defaults(parser: argparse.ArgumentParser) -> dict[str, object]:
+    """The parser's defaults of the engine-specific flags (stored in the parsed args as ``flag_defaults``)."""
+    return {name: parser.get_default(name) for name in (*RAY_ONLY, *LOCAL_ONLY)}
 
 
 def add_ray_arguments(parser: argparse.ArgumentParser) -> None:
@@ -43,8 +48,9 @@ def add_ray_arguments(parser: argparse.ArgumentParser) -> None:
 def misplaced_flags(args: argparse.Namespace) -> list[str]:
     """Flags given that the chosen engine does not use."""
     other = RAY_ONLY if args.engine == "local" else LOCAL_ONLY
-    return [f"--{name.replace('_', '-')}" for name, default in other.items()
-            if getattr(args, name, default) not in (default, False, None)]
+    defaults = getattr(args, "flag_defaults", {})
+    return [f"--{name.replace('_', '-')}" for name in other
+            if getattr(args, name, None) not in (defaults.get(name), False, None)]
 
 
 def run_ray(args: argparse.Namespace) -> int:
