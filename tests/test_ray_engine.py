@@ -106,6 +106,55 @@ def test_cli_ray_engine_refuses_random_weights_without_opt_in(tmp_path, capsys):
     assert rc == 2 and "RANDOM weights" in capsys.readouterr().err and not out.exists()
 
 
+def test_cli_ray_engine_refuses_the_video_flags(model_dir, tmp_path, capsys):
+    folder = image_folder(tmp_path / "imgs", 1)
+    for flags in (["--frames", "4"], ["--every-seconds", "2"], ["--aggregate", "mean"]):
+        out = tmp_path / "out"
+        rc = main(["score", str(folder), "-m", str(model_dir), "--engine", "ray", "-o", str(out), *flags])
+        err = capsys.readouterr().err
+        assert rc == 2 and f"{flags[0]} cannot be used with --engine ray" in err and "local engine" in err
+        assert not out.exists()
+
+
+def test_video_in_an_image_folder_is_an_error_row_on_the_ray_path(tmp_path):
+    from aesmamba_hf.data.sources import plan_units, read_unit
+
+    folder = image_folder(tmp_path / "imgs", 1)
+    (folder / "clip.mp4").write_bytes(b"not scored here")
+    units = plan_units([str(folder)])
+    rows = read_unit(units[0])
+    errors = dict(zip(rows["key"], rows["read_error"]))
+    assert "videos are scored by the local engine" in errors[str(folder / "clip.mp4")]
+
+
+def test_batch_scorer_applies_dtype_clamp_and_adapter(model_dir, tmp_path):
+    import torch
+
+    from aesmamba_hf.inference.loading import ModelLoadError, load_model
+
+    batch = {"image": [png_bytes(3)], "key": ["a"]}
+    assert BatchScorer(str(model_dir), dtype="bfloat16").predictor.model.dtype == torch.bfloat16
+    loaded = load_model(str(model_dir), device="cpu")
+    raw = BatchScorer(loaded, as_arrow=False)(batch)["score"][0]
+    loaded.config.heads[0]["score_range"] = [raw + 1, raw + 2]  # the raw score now lies below the range
+    clamped = BatchScorer(loaded, clamp=True, as_arrow=False)(batch)
+    assert clamped["score"][0] == pytest.approx(raw + 1) and clamped["out_of_range"][0] is True
+    with pytest.raises((ModelLoadError, ValueError, OSError)):
+        BatchScorer(str(model_dir), adapter=str(tmp_path / "no-adapter"))
+
+
+def test_job_identity_holds_adapter_dtype_and_clamp(tmp_path):
+    base = JobOptions(inputs=["x"], model="m", output="o")
+    assert "dtype" not in base.identity("m")  # at their defaults: an older job's _job.json still matches
+    changed = [JobOptions(inputs=["x"], model="m", output="o", **kw).identity("m")
+               for kw in ({"dtype": "bfloat16"}, {"clamp": True}, {"adapter": str(tmp_path)})]
+    assert all(identity != base.identity("m") for identity in changed)
+    store = ShardStore(tmp_path / "out")
+    store.open(base.identity("m"), [])
+    with pytest.raises(ShardStoreError, match="clamp"):
+        ShardStore(tmp_path / "out").open(changed[1], [])
+
+
 def test_batch_scorer_serves_datasets_map(model_dir, local_predictor):
     import datasets
 

@@ -34,7 +34,7 @@ from ..inference.loading import LEGACY_RANDOM_WEIGHTS_MARKER as RANDOM_WEIGHTS_M
 from ..inference.precision import CLI_DTYPES
 from ..inference.results import ResultWriter, csv_columns, flatten_record, output_format
 from ..io_utils import check_output_file
-from .score_ray import add_ray_arguments, engine_flag_defaults, misplaced_flags, run_ray
+from .score_ray import add_ray_arguments, engine_flag_defaults, misplaced_flags, misplaced_message, run_ray
 
 # -- command --------------------------------------------------------------------------------------------
 
@@ -152,7 +152,7 @@ def run(args: argparse.Namespace) -> int:
     if args.batch_size < 1:
         return _fail("--batch-size must be >= 1")
     if misplaced_flags(args):
-        return _fail(f"{', '.join(misplaced_flags(args))} cannot be used with --engine {args.engine}")
+        return _fail(misplaced_message(args))
     if args.engine == "ray":
         return run_ray(args)
     try:

@@ -11,7 +11,7 @@ from ..data.sources import INPUT_KINDS
 # flags of one engine only: given with the other engine they are refused (their defaults come from the parser)
 RAY_ONLY = ("actors", "address", "input_format", "image_column", "key_column", "split", "shard_size", "min_score",
             "head", "kept_only", "with_distribution")
-LOCAL_ONLY = ("user", "comments", "retry_errors")
+LOCAL_ONLY = ("user", "comments", "retry_errors", "frames", "every_seconds", "aggregate")  # videos: local only
 
 
 def engine_flag_defaults(parser: argparse.ArgumentParser) -> dict[str, object]:
@@ -53,6 +53,13 @@ def misplaced_flags(args: argparse.Namespace) -> list[str]:
             if getattr(args, name, None) not in (defaults.get(name), False, None)]
 
 
+def misplaced_message(args: argparse.Namespace) -> str:
+    flags = misplaced_flags(args)
+    video = {"--frames", "--every-seconds", "--aggregate"} & set(flags)
+    return (f"{', '.join(flags)} cannot be used with --engine {args.engine}"
+            + ("; videos are scored by the local engine (leave out --engine ray)" if video else ""))
+
+
 def run_ray(args: argparse.Namespace) -> int:
     from ..inference.loading import ModelLoadError
     from ..inference.ray_engine import JobOptions, run_job
@@ -63,7 +70,8 @@ def run_ray(args: argparse.Namespace) -> int:
         image_column=args.image_column, key_column=args.key_column, split=args.split, shard_size=args.shard_size,
         batch_size=args.batch_size, head=args.head, min_score=args.min_score, kept_only=args.kept_only,
         with_distribution=args.with_distribution, all_files=args.all_files, actors=args.actors,
-        address=args.address, device=args.device, decode_workers=args.workers, allow_random=args.random_weights)
+        address=args.address, device=args.device, decode_workers=args.workers, allow_random=args.random_weights,
+        adapter=args.adapter, dtype=args.dtype or "float32", clamp=args.clamp)
     try:
         summary = run_job(options, progress=not args.no_progress)
     except (ValueError, ModelLoadError, ShardStoreError) as err:

@@ -2,7 +2,8 @@
 
 Four kinds of input, detected per path (``kind="auto"``) or named:
 
-* ``images``: image files and folders (walked like ``aesmamba score`` does); the key is the absolute path;
+* ``images``: image files and folders (walked like ``aesmamba score`` does); the key is the absolute path; a
+  video file found there is an error row saying that videos are scored by the local engine;
 * ``parquet``: Parquet files or folders of them, with an image column (encoded bytes, a path, or a
   ``datasets`` image struct ``{"bytes", "path"}``) and a key column (img2dataset writes ``key``);
 * ``webdataset``: ``.tar`` shards as img2dataset writes them (``000000001.jpg`` + ``.json`` + ``.txt``
@@ -25,9 +26,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
-from ..inference.files import IMAGE_EXTENSIONS, iter_image_files
+from ..inference.files import IMAGE_EXTENSIONS, is_video_path, iter_image_files
 
 INPUT_KINDS = ("images", "parquet", "webdataset", "hf")
+VIDEO_NOT_SCORED = "a video: videos are scored by the local engine (aesmamba score without --engine ray)"
 PARQUET_SUFFIXES = (".parquet", ".pq")
 TAR_SUFFIXES = (".tar",)
 
@@ -209,6 +211,8 @@ def plan_units(paths: Sequence[str], *, kind: str = "auto", shard_size: int = 10
 
 
 def _read_file(path: str) -> tuple[Optional[bytes], Optional[str]]:
+    if is_video_path(path):  # frame sampling is the local engine's; here a video is an error row that says so
+        return None, VIDEO_NOT_SCORED
     try:
         with open(path, "rb") as handle:
             data = handle.read()

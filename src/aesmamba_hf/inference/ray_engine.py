@@ -143,6 +143,9 @@ class BatchScorer:
         decode_workers: threads decoding images inside this actor.
         threads: torch threads of this process (default: leave torch's setting).
         allow_random: accept a model marked as holding random weights (``--random-weights``).
+        adapter: a per-user adapter folder merged into the model (``--adapter``; see ``load_model``).
+        dtype: weights precision, ``float32`` (default) or ``bfloat16`` (``--dtype``).
+        clamp: report a score outside its head's range at the nearest end of it (``--clamp``).
         image_column, key_column: input columns (a missing key column gives no ``key`` output).
         error_column: an input column holding a reason the image could not even be read (``None`` if fine).
         passthrough: input columns copied to the output unchanged.
@@ -161,11 +164,13 @@ class BatchScorer:
                  threads: Optional[int] = None, allow_random: bool = False, image_column: str = "image",
                  key_column: str = "key", error_column: Optional[str] = None, passthrough: Sequence[str] = (),
                  with_distribution: bool = False, head: Optional[str] = None, min_score: Optional[float] = None,
-                 as_arrow: bool = True):
+                 as_arrow: bool = True, adapter: Optional[str] = None, dtype: str = "float32",
+                 clamp: bool = False):
         from .loading import LoadedModel, load_model
 
         self._arguments = dict(batch_size=batch_size, device=device, decode_workers=decode_workers, threads=threads,
-                               allow_random=allow_random, image_column=image_column, key_column=key_column,
+                               allow_random=allow_random, adapter=adapter, dtype=dtype, clamp=clamp,
+                               image_column=image_column, key_column=key_column,
                                error_column=error_column, passthrough=tuple(passthrough),
                                with_distribution=with_distribution, head=head, min_score=min_score, as_arrow=as_arrow)
         self._model_argument = model
@@ -173,8 +178,9 @@ class BatchScorer:
             import torch
 
             torch.set_num_threads(int(threads))
-        loaded = model if isinstance(model, LoadedModel) else load_model(model, device=device,
-                                                                         allow_random=allow_random)
+        loaded = model if isinstance(model, LoadedModel) else load_model(
+            model, device=device, allow_random=allow_random, adapter=adapter, dtype=dtype)
+        self.clamp = clamp
         self.config = loaded.config
         self.predictor = loaded.predictor(batch_size=batch_size, decode_workers=decode_workers)
         self.image_column, self.key_column, self.error_column = image_column, key_column, error_column
@@ -207,7 +213,8 @@ class BatchScorer:
         cells = [{"bytes": images[i]} if isinstance(images[i], (bytes, bytearray)) else images[i] for i in readable]
         records: list[Mapping[str, Any]] = [{STATUS: "error", ERROR: reason} for reason in read_errors]
         if cells:
-            scored = self.predictor.predict_examples([{"image": cell} for cell in cells]).records(self.config)
+            scored = self.predictor.predict_examples([{"image": cell} for cell in cells]).records(
+                self.config, clamp=self.clamp)
             for i, record in zip(readable, scored):
                 records[i] = record
         rows = [self._row(key, record) for key, record in zip(keys, records)]
@@ -300,6 +307,9 @@ class JobOptions:
     kept_only: bool = False
     with_distribution: bool = False
     all_files: bool = False
+    adapter: Optional[str] = None
+    dtype: str = "float32"
+    clamp: bool = False
     # how, not what: not part of the job's identity
     actors: Optional[int] = None
     address: Optional[str] = None
@@ -308,11 +318,17 @@ class JobOptions:
     allow_random: bool = False
 
     HOW = ("actors", "address", "device", "decode_workers", "allow_random")
+    ADDED_LATER = {"adapter": None, "dtype": "float32", "clamp": False}
 
     def identity(self, model_source: str) -> dict[str, Any]:
         settings = {k: v for k, v in asdict(self).items() if k not in self.HOW and k != "output"}
         settings["inputs"] = [os.path.abspath(p) if os.path.exists(p) else p for p in self.inputs]
         settings["model"] = model_source
+        if self.adapter is not None:
+            settings["adapter"] = os.path.abspath(self.adapter)
+        for name, default in self.ADDED_LATER.items():  # absent from older jobs' _job.json: they still resume
+            if settings[name] == default:
+                del settings[name]
         return settings
 
 
@@ -401,6 +417,7 @@ def run_job(options: JobOptions, *, progress: bool = True,
 
     from ..data.sources import plan_units
     from .loading import LoaderWarning, load_model
+    from .precision import resolve_dtype
     from .shards import ShardStore
 
     started = time.perf_counter()
@@ -408,6 +425,9 @@ def run_job(options: JobOptions, *, progress: bool = True,
         raise ValueError("--batch-size and --shard-size must be >= 1")
     if options.kept_only and options.min_score is None:
         raise ValueError("--kept-only needs --min-score")
+    if options.adapter is not None and not os.path.isdir(options.adapter):
+        raise ValueError(f"--adapter {options.adapter} is not a folder (an adapter saved by aesmamba personalize)")
+    resolve_dtype(options.dtype)  # a bad name fails here, not in every actor
     with warnings.catch_warnings():  # the driver checks the model (and its random-weights mark) before any work
         warnings.simplefilter("ignore", LoaderWarning)
         loaded = load_model(options.model, device="cpu", allow_random=options.allow_random)
@@ -465,7 +485,9 @@ def _run_units(options: JobOptions, model_source: str, todo: list[dict[str, Any]
                                        decode_workers=options.decode_workers, threads=pool.threads,
                                        allow_random=options.allow_random, error_column="read_error",
                                        passthrough=(SHARD_COLUMN, ROW_COLUMN), with_distribution=options.with_distribution,
-                                       head=options.head, min_score=options.min_score, as_arrow=True))
+                                       head=options.head, min_score=options.min_score, as_arrow=True,
+                                       adapter=options.adapter and os.path.abspath(options.adapter),
+                                       dtype=options.dtype, clamp=options.clamp))
         collector = _ShardCollector({u["shard"]: _unit_size(u) for u in todo})
         bar = tqdm(total=summary.inputs, unit="img", desc=f"scoring ({pool.actors} actors)", file=sys.stderr,
                    disable=not progress)
