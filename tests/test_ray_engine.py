@@ -155,6 +155,18 @@ def test_job_identity_holds_adapter_dtype_and_clamp(tmp_path):
         ShardStore(tmp_path / "out").open(changed[1], [])
 
 
+def test_driver_reads_the_config_without_loading_the_weights(model_dir, tmp_path, monkeypatch):
+    from aesmamba_hf import AesMambaForAestheticAssessment
+
+    def no_weights(*args, **kwargs):
+        raise AssertionError("the driver loaded the weights")
+
+    monkeypatch.setattr(AesMambaForAestheticAssessment, "from_pretrained", no_weights)
+    (tmp_path / "empty").mkdir()  # nothing to score: no Ray cluster is started
+    options = JobOptions(inputs=[str(tmp_path / "empty")], model=str(model_dir), output=str(tmp_path / "out"))
+    assert run_job(options, progress=False).shards == 0
+
+
 def test_batch_scorer_serves_datasets_map(model_dir, local_predictor):
     import datasets
 

@@ -29,6 +29,7 @@ import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any, Optional
 
 import numpy as np
@@ -410,13 +411,45 @@ class _ShardCollector:
         return new, done
 
 
+def check_model(model: str, allow_random: bool = False) -> tuple[str, Any, list[str]]:
+    """The driver's look at the model before any work: ``(source, config, notes)``. Its config, random-weights
+    mark and weight files are checked; the weights are not loaded (each actor loads its own copy)."""
+    from ..registry import resolve_model
+    from .loading import (
+        ModelLoadError,
+        RandomWeightsError,
+        check_weights,
+        has_random_weights,
+        has_weights,
+        load_config,
+        random_weights_banner,
+    )
+
+    try:
+        source = resolve_model(model)
+    except ValueError as err:
+        raise ModelLoadError(str(err)) from err
+    folder = Path(source) if os.path.isdir(source) else None
+    if folder is not None and (folder / "config.json").is_file() and not has_weights(folder):
+        raise ModelLoadError(f"{folder}: config.json but no weights (model.safetensors); save the model with "
+                             "save_pretrained or export it with `aesmamba export`")
+    config = load_config(source)
+    notes = []
+    if has_random_weights(config, folder):
+        if not allow_random:
+            raise RandomWeightsError(f"{source} holds RANDOM weights (built without trained weights); its scores "
+                                     "are meaningless. Pass --random-weights to use it anyway (e.g. a smoke test)")
+        notes.append(random_weights_banner(source))
+    if folder is not None:
+        check_weights(folder, config)
+        source = os.path.abspath(source)
+    return str(source), config, notes
+
+
 def run_job(options: JobOptions, *, progress: bool = True,
             on_commit: Optional[Callable[[dict[str, Any]], None]] = None) -> JobSummary:
     """Score ``options.inputs`` into the Parquet folder ``options.output`` (resumable; see the module docstring)."""
-    import warnings
-
     from ..data.sources import plan_units
-    from .loading import LoaderWarning, load_model
     from .precision import resolve_dtype
     from .shards import ShardStore
 
@@ -428,16 +461,11 @@ def run_job(options: JobOptions, *, progress: bool = True,
     if options.adapter is not None and not os.path.isdir(options.adapter):
         raise ValueError(f"--adapter {options.adapter} is not a folder (an adapter saved by aesmamba personalize)")
     resolve_dtype(options.dtype)  # a bad name fails here, not in every actor
-    with warnings.catch_warnings():  # the driver checks the model (and its random-weights mark) before any work
-        warnings.simplefilter("ignore", LoaderWarning)
-        loaded = load_model(options.model, device="cpu", allow_random=options.allow_random)
-    config, notes = loaded.config, list(loaded.notes)
-    model_source = os.path.abspath(loaded.source) if os.path.isdir(loaded.source) else str(loaded.source)
+    model_source, config, notes = check_model(options.model, options.allow_random)
     if options.min_score is not None:
         check_threshold(config, options.head, options.min_score)
     elif options.head is not None:
         head_by_name(config, options.head)
-    del loaded
     store = ShardStore(options.output)
     plan = [u.to_dict() for u in plan_units(options.inputs, kind=options.input_format, shard_size=options.shard_size,
                                             image_column=options.image_column, split=options.split,
@@ -531,5 +559,5 @@ def _commit(store: Any, shard: int, table: Any, options: JobOptions, summary: Jo
         on_commit(entry)
 
 
-__all__ = ["BatchScorer", "JobOptions", "JobSummary", "PoolSize", "check_threshold", "flatten_record",
+__all__ = ["BatchScorer", "JobOptions", "JobSummary", "PoolSize", "check_model", "check_threshold", "flatten_record",
            "head_by_name", "keep_decision", "output_schema", "run_job", "size_pool", "start_ray"]
