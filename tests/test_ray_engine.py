@@ -167,6 +167,20 @@ def test_driver_reads_the_config_without_loading_the_weights(model_dir, tmp_path
     assert run_job(options, progress=False).shards == 0
 
 
+def test_recalibrated_model_does_not_resume_the_job(tmp_path):
+    from aesmamba_hf import AesMambaConfig
+    from aesmamba_hf.evaluation.calibration import build_score_reference, write_score_reference
+
+    model = save_tiny_model(tmp_path / "model")
+    (tmp_path / "empty").mkdir()  # nothing to score: no Ray cluster is started
+    options = JobOptions(inputs=[str(tmp_path / "empty")], model=str(model), output=str(tmp_path / "out"))
+    run_job(options, progress=False)
+    config = AesMambaConfig.from_pretrained(model)
+    write_score_reference(model, build_score_reference(np.array([[4.0], [6.0]]), config.head_names, source="x"))
+    with pytest.raises(ShardStoreError, match="score_reference"):
+        run_job(options, progress=False)
+
+
 def test_batch_scorer_serves_datasets_map(model_dir, local_predictor):
     import datasets
 

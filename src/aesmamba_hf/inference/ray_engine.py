@@ -21,6 +21,7 @@ job stalls without an error.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import math
@@ -472,6 +473,9 @@ def run_job(options: JobOptions, *, progress: bool = True,
                                             all_files=options.all_files)]
     identity = options.identity(model_source)
     identity["score_ranges"] = {h["name"]: list(h["score_range"]) for h in config.heads}
+    reference = getattr(config, "score_reference", None)
+    if reference:  # percentiles come from it: a recalibrated model is another job
+        identity["score_reference"] = hashlib.sha256(json.dumps(reference, sort_keys=True).encode()).hexdigest()[:16]
     plan = store.open(identity, plan)
     notes += store.notes
     todo = [u for u in plan if u["shard"] not in store.committed]
