@@ -43,6 +43,15 @@ def test_detect_kind(tmp_path):
         detect_kind(str(tmp_path / "missing" / "x.parquet"))
 
 
+def test_a_typo_in_a_file_path_is_not_taken_for_a_hub_id(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "photos").mkdir()
+    for typo in ("photos/img0001.jpg", "data/part-0.parquet", "photos/holiday"):  # a suffix, or a local folder
+        with pytest.raises(InputSourceError, match=f"{typo} does not exist"):
+            detect_kind(typo)
+    assert detect_kind("someone/aesthetics-v2") == "hf"
+
+
 def test_plan_cuts_every_kind_into_units_of_shard_size(tmp_path):
     folder = image_folder(tmp_path / "imgs", 4)  # 4 good + 3 bad = 7 files
     parquet = parquet_with_bytes(tmp_path / "a.parquet", 7)  # row groups of 3: units straddle them

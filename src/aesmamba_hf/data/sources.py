@@ -26,12 +26,14 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
-from ..inference.files import IMAGE_EXTENSIONS, is_video_path, iter_image_files
+from ..inference.files import IMAGE_EXTENSIONS, MEDIA_EXTENSIONS, is_video_path, iter_image_files
 
 INPUT_KINDS = ("images", "parquet", "webdataset", "hf")
 VIDEO_NOT_SCORED = "a video: videos are scored by the local engine (aesmamba score without --engine ray)"
 PARQUET_SUFFIXES = (".parquet", ".pq")
 TAR_SUFFIXES = (".tar",)
+FILE_SUFFIXES = frozenset((*MEDIA_EXTENSIONS, *PARQUET_SUFFIXES, *TAR_SUFFIXES, ".json", ".jsonl", ".csv", ".tsv",
+                           ".txt", ".arrow", ".gz", ".zip"))  # a name ending so is a file, never a Hub id
 
 
 class InputSourceError(ValueError):
@@ -80,18 +82,27 @@ def is_saved_dataset(path: Path) -> bool:
     return path.is_dir() and ((path / "state.json").is_file() or (path / "dataset_dict.json").is_file())
 
 
+def looks_like_hub_id(path: str) -> bool:
+    """``owner/name`` without a file suffix whose ``owner`` is not a local folder: a typo in a file path
+    (``photos/img.jpg``, ``data/part.parquet``) is then "no such file", not a download attempt."""
+    parts = path.split("/")
+    if len(parts) != 2 or not all(parts) or path.startswith((".", "~")) or os.path.isdir(parts[0]):
+        return False
+    return os.path.splitext(parts[1])[1].lower() not in FILE_SUFFIXES
+
+
 def detect_kind(path: str) -> str:
     """The input kind of one command-line path (see the module docstring).
 
     A folder holding ``.tar`` files is webdataset (img2dataset writes metadata ``.parquet`` next to its tars:
     those are not inputs); else one holding ``.parquet`` files is Parquet; else it is a folder of images.
-    A path that does not exist and looks like ``owner/name`` is a Hub dataset id.
+    A path that does not exist is a Hub dataset id only if :func:`looks_like_hub_id`; else an error.
     """
     p = Path(path)
     if not p.exists():
-        if len(path.split("/")) == 2 and not path.startswith((".", "/")):
+        if looks_like_hub_id(path):
             return "hf"
-        raise InputSourceError(f"input {path} does not exist")
+        raise InputSourceError(f"input {path} does not exist (no such file or folder)")
     if is_saved_dataset(p):
         return "hf"
     if p.is_file():
@@ -315,4 +326,4 @@ def read_unit(unit: InputUnit, *, image_column: str = "image", key_column: str =
 
 
 __all__ = ["INPUT_KINDS", "InputSourceError", "InputUnit", "cell_bytes", "detect_kind", "is_saved_dataset",
-           "load_hf_dataset", "plan_units", "read_unit", "sample_key", "tar_sample_keys"]
+           "load_hf_dataset", "looks_like_hub_id", "plan_units", "read_unit", "sample_key", "tar_sample_keys"]
