@@ -149,3 +149,20 @@ def test_image_bytes_decode_by_the_file_rules():
         open_image_cell({"bytes": png_bytes(3)[:60]}, {}, 0)
     with pytest.raises(ImageLoadError, match="not an image file"):
         open_image_cell({"bytes": b"text"}, {}, 0)
+
+
+def test_the_output_folder_inside_an_input_folder_is_not_an_input(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    (folder / "a.png").write_bytes(png_bytes(0))
+    out = folder / "scores"  # a rerun finds the first run's shards here
+    out.mkdir()
+    pq.write_table(pa.table({"key": ["x"], "score": [5.0]}), out / "part-000000.parquet")
+    for all_files in (False, True):
+        units = plan_units([str(folder)], exclude=str(out), all_files=all_files)
+        assert [(u.kind, u.files) for u in units] == [("images", [str(folder / "a.png")])]
+    with pytest.raises(InputSourceError, match="inside the output folder"):
+        plan_units([str(out / "part-000000.parquet")], exclude=str(out))

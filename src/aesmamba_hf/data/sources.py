@@ -66,12 +66,20 @@ class InputUnit:
 # -- detection -----------------------------------------------------------------------------------------
 
 
-def _files_with(path: Path, suffixes: Sequence[str]) -> list[str]:
+def _inside(path: str, folder: Optional[str]) -> bool:
+    """Whether ``path`` is ``folder`` or lies under it (``folder`` None: never)."""
+    if folder is None:
+        return False
+    path, folder = os.path.abspath(path), os.path.abspath(folder)
+    return path == folder or path.startswith(folder.rstrip(os.sep) + os.sep)
+
+
+def _files_with(path: Path, suffixes: Sequence[str], exclude: Optional[str] = None) -> list[str]:
     if path.is_file():
         return [str(path.resolve())] if path.suffix.lower() in suffixes else []
     found = []
     for root, dirs, names in os.walk(path):
-        dirs[:] = sorted(d for d in dirs if not d.startswith((".", "_")))
+        dirs[:] = sorted(d for d in dirs if not d.startswith((".", "_")) and not _inside(os.path.join(root, d), exclude))
         found += [os.path.join(root, n) for n in sorted(names)
                   if not n.startswith((".", "_")) and os.path.splitext(n)[1].lower() in suffixes]
     return [os.path.abspath(f) for f in found]
@@ -91,12 +99,13 @@ def looks_like_hub_id(path: str) -> bool:
     return os.path.splitext(parts[1])[1].lower() not in FILE_SUFFIXES
 
 
-def detect_kind(path: str) -> str:
+def detect_kind(path: str, exclude: Optional[str] = None) -> str:
     """The input kind of one command-line path (see the module docstring).
 
     A folder holding ``.tar`` files is webdataset (img2dataset writes metadata ``.parquet`` next to its tars:
     those are not inputs); else one holding ``.parquet`` files is Parquet; else it is a folder of images.
     A path that does not exist is a Hub dataset id only if :func:`looks_like_hub_id`; else an error.
+    Nothing under ``exclude`` (the job's own output folder) counts.
     """
     p = Path(path)
     if not p.exists():
@@ -108,9 +117,9 @@ def detect_kind(path: str) -> str:
     if p.is_file():
         suffix = p.suffix.lower()
         return "webdataset" if suffix in TAR_SUFFIXES else "parquet" if suffix in PARQUET_SUFFIXES else "images"
-    if _files_with(p, TAR_SUFFIXES):
+    if _files_with(p, TAR_SUFFIXES, exclude):
         return "webdataset"
-    if _files_with(p, PARQUET_SUFFIXES):
+    if _files_with(p, PARQUET_SUFFIXES, exclude):
         return "parquet"
     return "images"
 
@@ -181,8 +190,10 @@ def load_hf_dataset(source: str, split: Optional[str] = None) -> Any:
 
 
 def plan_units(paths: Sequence[str], *, kind: str = "auto", shard_size: int = 1000, image_column: str = "image",
-               split: Optional[str] = None, all_files: bool = False) -> list[InputUnit]:
-    """Every input cut into units of at most ``shard_size`` rows, numbered from 0 in input order."""
+               split: Optional[str] = None, all_files: bool = False,
+               exclude: Optional[str] = None) -> list[InputUnit]:
+    """Every input cut into units of at most ``shard_size`` rows, numbered from 0 in input order. Files under
+    ``exclude`` (the job's output folder, which may lie inside an input folder) are never inputs."""
     if shard_size < 1:
         raise InputSourceError(f"shard size must be >= 1, got {shard_size}")
     units: list[InputUnit] = []
@@ -193,14 +204,16 @@ def plan_units(paths: Sequence[str], *, kind: str = "auto", shard_size: int = 10
             units.append(InputUnit(len(units), kind_, source, start, stop))
 
     for path in paths:
-        path_kind = detect_kind(path) if kind == "auto" else kind
+        if _inside(path, exclude):
+            raise InputSourceError(f"input {path} lies inside the output folder {exclude}")
+        path_kind = detect_kind(path, exclude) if kind == "auto" else kind
         if path_kind == "images":
             image_paths.append(path)
         elif path_kind == "parquet":
-            for file in _files_with(Path(path), PARQUET_SUFFIXES) or [os.path.abspath(path)]:
+            for file in _files_with(Path(path), PARQUET_SUFFIXES, exclude) or [os.path.abspath(path)]:
                 add("parquet", file, _parquet_rows(file, image_column))
         elif path_kind == "webdataset":
-            for file in _files_with(Path(path), TAR_SUFFIXES) or [os.path.abspath(path)]:
+            for file in _files_with(Path(path), TAR_SUFFIXES, exclude) or [os.path.abspath(path)]:
                 add("webdataset", file, len(tar_sample_keys(file)))
         elif path_kind == "hf":
             source = os.path.abspath(path) if Path(path).exists() else path
@@ -212,7 +225,7 @@ def plan_units(paths: Sequence[str], *, kind: str = "auto", shard_size: int = 10
         else:
             raise InputSourceError(f"unknown input kind {path_kind!r}; use one of {INPUT_KINDS}")
     if image_paths:
-        files = iter_image_files(image_paths, all_files=all_files)
+        files = [f for f in iter_image_files(image_paths, all_files=all_files) if not _inside(f, exclude)]
         for start, stop in _ranges(len(files), shard_size):
             units.append(InputUnit(len(units), "images", "files", 0, 0, files[start:stop]))
     return units

@@ -470,7 +470,7 @@ def run_job(options: JobOptions, *, progress: bool = True,
     store = ShardStore(options.output)
     plan = [u.to_dict() for u in plan_units(options.inputs, kind=options.input_format, shard_size=options.shard_size,
                                             image_column=options.image_column, split=options.split,
-                                            all_files=options.all_files)]
+                                            all_files=options.all_files, exclude=options.output)]
     identity = options.identity(model_source)
     identity["score_ranges"] = {h["name"]: list(h["score_range"]) for h in config.heads}
     reference = getattr(config, "score_reference", None)
