@@ -181,6 +181,31 @@ def test_recalibrated_model_does_not_resume_the_job(tmp_path):
         run_job(options, progress=False)
 
 
+def test_corrupt_manifest_line_is_a_shard_store_error_naming_the_line(tmp_path):
+    store = ShardStore(tmp_path / "out")
+    store.open({"a": 1}, [])
+    (tmp_path / "out" / MANIFEST_FILE).write_text('{"shard": 0, "file": "part-000000.parquet"}\n{"shard": 1, "fi\n')
+    with pytest.raises(ShardStoreError, match=f"{MANIFEST_FILE}:2: not a manifest entry"):
+        ShardStore(tmp_path / "out").open({"a": 1}, [])
+
+
+def test_cli_ray_job_failures_exit_1_with_a_message(model_dir, tmp_path, capsys, monkeypatch):
+    from ray.exceptions import RayActorError
+
+    from aesmamba_hf.inference import ray_engine
+
+    folder = image_folder(tmp_path / "imgs", 1)
+    for error in (RuntimeError("2 shard(s) did not receive all their rows"), RayActorError()):
+        def failing_job(*args, error=error, **kwargs):
+            raise error
+
+        monkeypatch.setattr(ray_engine, "run_job", failing_job)
+        rc = main(["score", str(folder), "-m", str(model_dir), "--engine", "ray", "-o", str(tmp_path / "out")])
+        err = capsys.readouterr().err
+        assert rc == 1 and err.startswith("error: ") and "Traceback" not in err
+        assert str(error).splitlines()[-1] in err
+
+
 def test_batch_scorer_serves_datasets_map(model_dir, local_predictor):
     import datasets
 

@@ -60,6 +60,20 @@ def misplaced_message(args: argparse.Namespace) -> str:
             + ("; videos are scored by the local engine (leave out --engine ray)" if video else ""))
 
 
+def _ray_errors() -> tuple[type[BaseException], ...]:
+    try:
+        from ray.exceptions import RayError
+    except ImportError:  # no Ray: run_job says so itself
+        return ()
+    return (RayError,)
+
+
+def _last_line(err: BaseException) -> str:
+    """A Ray task error carries the remote traceback; its last line is the error itself."""
+    lines = [line for line in str(err).splitlines() if line.strip()]
+    return lines[-1].strip() if lines else type(err).__name__
+
+
 def run_ray(args: argparse.Namespace) -> int:
     from ..inference.loading import ModelLoadError
     from ..inference.ray_engine import JobOptions, run_job
@@ -74,9 +88,16 @@ def run_ray(args: argparse.Namespace) -> int:
         adapter=args.adapter, dtype=args.dtype or "float32", clamp=args.clamp)
     try:
         summary = run_job(options, progress=not args.no_progress)
+    except _ray_errors() as err:  # first: a task error also subclasses the error it wraps (with a traceback)
+        print(f"error: the Ray job failed: {_last_line(err)}\nrerun the same command to resume it "
+              f"(committed shards in {args.output} are kept)", file=sys.stderr)
+        return 1
     except (ValueError, ModelLoadError, ShardStoreError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    except RuntimeError as err:  # the job ran but did not finish (e.g. shards missing rows)
+        print(f"error: {err}", file=sys.stderr)
+        return 1
     for note in summary.notes:
         print(f"note: {note}", file=sys.stderr)
     pool = summary.pool
