@@ -17,6 +17,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import warnings
@@ -142,6 +143,62 @@ def _dtype_note(loaded: Any) -> None:
         print(f"note: {note}", file=sys.stderr)
 
 
+# -- resuming: the CSV columns and the settings of the rows already written ------------------------------
+
+
+def _open_results(path: str, config: Any, videos: bool) -> tuple[ResultWriter, list[dict[str, Any]]]:
+    """The writer and the rows already there. A CSV started with the video columns keeps them; one started
+    without them gets them (rewritten atomically) when this run adds a video."""
+    writer = ResultWriter(path, csv_columns(config, video=videos))
+    header = writer.header()
+    upgrade = videos and header == csv_columns(config, video=False)
+    if header == csv_columns(config, video=True) or upgrade:
+        writer.columns = csv_columns(config, video=not upgrade)
+    existing = writer.read_existing()
+    if writer.repaired:
+        print(f"note: removed a partial last line from {path} (interrupted write)", file=sys.stderr)
+    if upgrade:
+        writer.columns = csv_columns(config, video=True)
+        writer.rewrite(existing)
+        print(f"note: added the video columns (frame, time, score_mean, ...) to {path}", file=sys.stderr)
+    return writer, existing
+
+
+def settings_path(output: str) -> str:
+    return f"{output}.settings.json"
+
+
+def _run_settings(args: argparse.Namespace, loaded: Any) -> dict[str, Any]:
+    """What changes the rows of a run: two runs into one output must agree on it."""
+    sampling = _frame_sampling(args)
+    return {"model": os.path.abspath(loaded.source) if os.path.isdir(loaded.source) else str(loaded.source),
+            "adapter": args.adapter and os.path.abspath(args.adapter), "dtype": args.dtype or "float32",
+            "clamp": bool(args.clamp), "frames": sampling.frames, "every_seconds": sampling.every_seconds,
+            "aggregate": sampling.aggregate}
+
+
+def check_settings(output: str, settings: dict[str, Any]) -> None:
+    """Refuse to append to ``output`` rows made with other settings (recorded in ``<output>.settings.json``,
+    written with a new output). An output from before the sidecar existed resumes unchecked."""
+    from ..io_utils import atomic_write_json
+
+    sidecar = settings_path(output)
+    has_rows = os.path.exists(output) and os.path.getsize(output) > 0
+    if has_rows and os.path.isfile(sidecar):
+        try:
+            with open(sidecar, encoding="utf-8") as handle:
+                stored = json.load(handle)
+        except (OSError, ValueError) as err:
+            raise ValueError(f"{sidecar} is unreadable ({err}); remove it to resume unchecked") from err
+        different = [k for k in sorted(set(stored) | set(settings)) if stored.get(k) != settings.get(k)]
+        if different:
+            detail = "; ".join(f"{k}: {stored.get(k)!r} there, {settings.get(k)!r} now" for k in different)
+            raise ValueError(f"{output} holds rows scored with other settings ({detail}); rerun with the same "
+                             "settings to resume, or use another --output")
+    elif not has_rows:
+        atomic_write_json(sidecar, settings)
+
+
 def run(args: argparse.Namespace) -> int:
     from tqdm.auto import tqdm
 
@@ -177,13 +234,11 @@ def run(args: argparse.Namespace) -> int:
 
     output_path = os.path.abspath(args.output)
     files = [f for f in iter_image_files(args.paths, all_files=args.all_files) if f != output_path]
-    writer = ResultWriter(args.output, csv_columns(config, video=any(map(is_video_path, files))))
     try:
-        existing = writer.read_existing()
+        check_settings(args.output, _run_settings(args, loaded))
+        writer, existing = _open_results(args.output, config, any(map(is_video_path, files)))
     except ValueError as err:
         return _fail(str(err))
-    if writer.repaired:
-        print(f"note: removed a partial last line from {args.output} (interrupted write)", file=sys.stderr)
     if args.retry_errors and any(row.get("status") == "error" for row in existing):
         existing = writer.drop_errors(existing)
     done = {row["path"] for row in existing}
