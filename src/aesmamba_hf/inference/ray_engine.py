@@ -529,6 +529,7 @@ def _run_units(options: JobOptions, model_source: str, todo: list[dict[str, Any]
                 bar.update(new)
                 for shard, whole in completed:
                     _commit(store, shard, whole, options, summary, on_commit)
+                    _pause_for_crash_tests(summary.committed_shards)
                     bar.set_postfix(shards=f"{summary.committed_shards + summary.skipped_shards}/{summary.shards}")
         finally:
             bar.close()
@@ -539,6 +540,18 @@ def _run_units(options: JobOptions, model_source: str, todo: list[dict[str, Any]
     finally:
         if started_here:
             ray.shutdown()
+
+
+PAUSE_ENV = "AESMAMBA_RAY_PAUSE_AFTER_COMMITS"
+
+
+def _pause_for_crash_tests(committed: int) -> None:
+    """With ``AESMAMBA_RAY_PAUSE_AFTER_COMMITS=N`` the driver stops for good after its N-th commit, so that a
+    test can kill it at a known point (a timed kill races the job on a loaded machine)."""
+    pause_after = os.environ.get(PAUSE_ENV)
+    if pause_after and committed == int(pause_after):
+        while True:
+            time.sleep(3600)
 
 
 def _commit(store: Any, shard: int, table: Any, options: JobOptions, summary: JobSummary,
