@@ -7,7 +7,8 @@
 * results are appended batch by batch, each batch as complete lines in one write followed by flush+fsync;
   a torn last line left by a crash is cut off on the next run;
 * re-running with the same ``--output`` resumes: files already in the output are skipped (``--retry-errors``
-  drops the error rows once, atomically, and tries those files again);
+  drops the error rows once, atomically, and tries those files again); the model and settings (--adapter,
+  --dtype, --clamp, video sampling) are recorded in ``<output>.settings.json`` and a rerun with others is refused;
 * videos (.mp4, .mov, .mkv, .webm, ...; needs PyAV) are scored on sampled frames (``--frames N``, default 8, or
   ``--every-seconds S``): one row per frame (``frame``, ``time``) and an aggregate row (``frame=aggregate``,
   ``--aggregate`` picks its ``score``); an unreadable video is an error row;
