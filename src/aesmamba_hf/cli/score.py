@@ -194,7 +194,8 @@ def check_settings(output: str, settings: dict[str, Any]) -> None:
         different = [k for k in sorted(set(stored) | set(settings)) if stored.get(k) != settings.get(k)]
         if different:
             detail = "; ".join(f"{k}: {stored.get(k)!r} there, {settings.get(k)!r} now" for k in different)
-            raise ValueError(f"{output} holds rows scored with other settings ({detail}); rerun with the same "
+            what = "a different model" if "model" in different else "other settings"
+            raise ValueError(f"{output} holds rows scored with {what} ({detail}); rerun with the same model and "
                              "settings to resume, or use another --output")
     elif not has_rows:
         atomic_write_json(sidecar, settings)
