@@ -313,3 +313,37 @@ def test_variant_table():
         resolve_model("aesmamba-x")
     with pytest.raises(KeyError, match="unknown AesMamba variant"):
         get_variant("nope")
+
+
+def test_adding_a_video_to_a_half_scored_folder_resumes(models, tmp_path, capsys):
+    folder = tmp_path / "media"
+    folder.mkdir()
+    random_image(0).save(folder / "a.png")
+    out = tmp_path / "out.csv"
+    assert main(["score", str(folder), "-m", str(models["V"]), "-o", str(out), "--no-progress"]) == 0
+    (folder / "clip.mp4").write_bytes(b"not really a video")  # an error row, but one with the video columns
+    rc = main(["score", str(folder), "-m", str(models["V"]), "-o", str(out), "--no-progress"])
+    assert rc == 0, capsys.readouterr().err
+    with open(out, newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert "frame" in rows[0] and [Path(r["path"]).name for r in rows] == ["a.png", "clip.mp4"]
+    assert rows[0]["status"] == "ok" and rows[1]["status"] == "error"
+    assert main(["score", str(folder), "-m", str(models["V"]), "-o", str(out), "--no-progress"]) == 0
+
+
+def test_resuming_with_other_settings_is_refused(models, tmp_path, capsys):
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    random_image(0).save(folder / "a.png")
+    out = tmp_path / "out.jsonl"
+    base = ["score", str(folder), "-m", str(models["V"]), "-o", str(out), "--no-progress"]
+    assert main(base) == 0
+    assert json.loads(Path(f"{out}.settings.json").read_text())["dtype"] == "float32"
+    capsys.readouterr()
+    for extra, name in ((["--clamp"], "clamp"), (["--dtype", "bfloat16"], "dtype"), (["--frames", "4"], "frames")):
+        assert main(base + extra) == 2
+        assert f"{name}: " in capsys.readouterr().err
+    assert len(out.read_text().splitlines()) == 1
+    assert main(base + ["--dtype", "float32"]) == 0  # the default, spelled out: the same settings
+    Path(f"{out}.settings.json").unlink()  # an output from before the sidecar: resumes unchecked
+    assert main(base + ["--clamp"]) == 0

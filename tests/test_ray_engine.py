@@ -19,6 +19,7 @@ from _io_helpers import save_tiny_model
 from _ray_inputs import image_folder, parquet_with_bytes, png_bytes, webdataset_shard
 from aesmamba_hf.cli import main
 from aesmamba_hf.inference.ray_engine import (
+    PAUSE_ENV,
     BatchScorer,
     JobOptions,
     check_threshold,
@@ -104,6 +105,106 @@ def test_cli_ray_engine_refuses_random_weights_without_opt_in(tmp_path, capsys):
     out = tmp_path / "out"
     rc = main(["score", str(image_folder(tmp_path / "imgs", 1)), "-m", str(marked), "--engine", "ray", "-o", str(out)])
     assert rc == 2 and "RANDOM weights" in capsys.readouterr().err and not out.exists()
+
+
+def test_cli_ray_engine_refuses_the_video_flags(model_dir, tmp_path, capsys):
+    folder = image_folder(tmp_path / "imgs", 1)
+    for flags in (["--frames", "4"], ["--every-seconds", "2"], ["--aggregate", "mean"]):
+        out = tmp_path / "out"
+        rc = main(["score", str(folder), "-m", str(model_dir), "--engine", "ray", "-o", str(out), *flags])
+        err = capsys.readouterr().err
+        assert rc == 2 and f"{flags[0]} cannot be used with --engine ray" in err and "local engine" in err
+        assert not out.exists()
+
+
+def test_video_in_an_image_folder_is_an_error_row_on_the_ray_path(tmp_path):
+    from aesmamba_hf.data.sources import plan_units, read_unit
+
+    folder = image_folder(tmp_path / "imgs", 1)
+    (folder / "clip.mp4").write_bytes(b"not scored here")
+    units = plan_units([str(folder)])
+    rows = read_unit(units[0])
+    errors = dict(zip(rows["key"], rows["read_error"]))
+    assert "videos are scored by the local engine" in errors[str(folder / "clip.mp4")]
+
+
+def test_batch_scorer_applies_dtype_clamp_and_adapter(model_dir, tmp_path):
+    import torch
+
+    from aesmamba_hf.inference.loading import ModelLoadError, load_model
+
+    batch = {"image": [png_bytes(3)], "key": ["a"]}
+    assert BatchScorer(str(model_dir), dtype="bfloat16").predictor.model.dtype == torch.bfloat16
+    loaded = load_model(str(model_dir), device="cpu")
+    raw = BatchScorer(loaded, as_arrow=False)(batch)["score"][0]
+    loaded.config.heads[0]["score_range"] = [raw + 1, raw + 2]  # the raw score now lies below the range
+    clamped = BatchScorer(loaded, clamp=True, as_arrow=False)(batch)
+    assert clamped["score"][0] == pytest.approx(raw + 1) and clamped["out_of_range"][0] is True
+    with pytest.raises((ModelLoadError, ValueError, OSError)):
+        BatchScorer(str(model_dir), adapter=str(tmp_path / "no-adapter"))
+
+
+def test_job_identity_holds_adapter_dtype_and_clamp(tmp_path):
+    base = JobOptions(inputs=["x"], model="m", output="o")
+    assert "dtype" not in base.identity("m")  # at their defaults: an older job's _job.json still matches
+    changed = [JobOptions(inputs=["x"], model="m", output="o", **kw).identity("m")
+               for kw in ({"dtype": "bfloat16"}, {"clamp": True}, {"adapter": str(tmp_path)})]
+    assert all(identity != base.identity("m") for identity in changed)
+    store = ShardStore(tmp_path / "out")
+    store.open(base.identity("m"), [])
+    with pytest.raises(ShardStoreError, match="clamp"):
+        ShardStore(tmp_path / "out").open(changed[1], [])
+
+
+def test_driver_reads_the_config_without_loading_the_weights(model_dir, tmp_path, monkeypatch):
+    from aesmamba_hf import AesMambaForAestheticAssessment
+
+    def no_weights(*args, **kwargs):
+        raise AssertionError("the driver loaded the weights")
+
+    monkeypatch.setattr(AesMambaForAestheticAssessment, "from_pretrained", no_weights)
+    (tmp_path / "empty").mkdir()  # nothing to score: no Ray cluster is started
+    options = JobOptions(inputs=[str(tmp_path / "empty")], model=str(model_dir), output=str(tmp_path / "out"))
+    assert run_job(options, progress=False).shards == 0
+
+
+def test_recalibrated_model_does_not_resume_the_job(tmp_path):
+    from aesmamba_hf import AesMambaConfig
+    from aesmamba_hf.evaluation.calibration import build_score_reference, write_score_reference
+
+    model = save_tiny_model(tmp_path / "model")
+    (tmp_path / "empty").mkdir()  # nothing to score: no Ray cluster is started
+    options = JobOptions(inputs=[str(tmp_path / "empty")], model=str(model), output=str(tmp_path / "out"))
+    run_job(options, progress=False)
+    config = AesMambaConfig.from_pretrained(model)
+    write_score_reference(model, build_score_reference(np.array([[4.0], [6.0]]), config.head_names, source="x"))
+    with pytest.raises(ShardStoreError, match="score_reference"):
+        run_job(options, progress=False)
+
+
+def test_corrupt_manifest_line_is_a_shard_store_error_naming_the_line(tmp_path):
+    store = ShardStore(tmp_path / "out")
+    store.open({"a": 1}, [])
+    (tmp_path / "out" / MANIFEST_FILE).write_text('{"shard": 0, "file": "part-000000.parquet"}\n{"shard": 1, "fi\n')
+    with pytest.raises(ShardStoreError, match=f"{MANIFEST_FILE}:2: not a manifest entry"):
+        ShardStore(tmp_path / "out").open({"a": 1}, [])
+
+
+def test_cli_ray_job_failures_exit_1_with_a_message(model_dir, tmp_path, capsys, monkeypatch):
+    from ray.exceptions import RayActorError
+
+    from aesmamba_hf.inference import ray_engine
+
+    folder = image_folder(tmp_path / "imgs", 1)
+    for error in (RuntimeError("2 shard(s) did not receive all their rows"), RayActorError()):
+        def failing_job(*args, error=error, **kwargs):
+            raise error
+
+        monkeypatch.setattr(ray_engine, "run_job", failing_job)
+        rc = main(["score", str(folder), "-m", str(model_dir), "--engine", "ray", "-o", str(tmp_path / "out")])
+        err = capsys.readouterr().err
+        assert rc == 1 and err.startswith("error: ") and "Traceback" not in err
+        assert str(error).splitlines()[-1] in err
 
 
 def test_batch_scorer_serves_datasets_map(model_dir, local_predictor):
@@ -262,14 +363,17 @@ def test_killed_driver_then_rerun_leaves_every_input_exactly_once(model_dir, tmp
     out = tmp_path / "out"
     command = [sys.executable, "-m", "aesmamba_hf", "score", str(folder), "-m", str(model_dir), "--engine", "ray",
                "-o", str(out), "--shard-size", "2", "--batch-size", "2", "--no-progress"]
-    driver = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+    # the driver stops for good after its 2nd commit (a test hook): killed there, whatever the machine's load
+    paused = {**os.environ, PAUSE_ENV: "2"}
+    driver = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True,
+                              env=paused)
     manifest = out / MANIFEST_FILE
-    deadline = time.monotonic() + 300
+    deadline = time.monotonic() + 300  # a hang guard only: the kill point is the pause, not a time
     while time.monotonic() < deadline and driver.poll() is None:
         if manifest.exists() and manifest.read_text().count("\n") >= 2:
             break
         time.sleep(0.2)
-    assert driver.poll() is None, f"the job ended before it could be killed: {driver.stderr.read().decode()[-2000:]}"
+    assert driver.poll() is None, f"the driver did not pause after 2 commits: {driver.stderr.read().decode()[-2000:]}"
     cluster = psutil.Process(driver.pid).children(recursive=True)
     driver.send_signal(signal.SIGKILL)  # the driver dies half-way (the local cluster with it)
     driver.wait()
@@ -279,7 +383,7 @@ def test_killed_driver_then_rerun_leaves_every_input_exactly_once(model_dir, tmp
         except psutil.Error:
             pass
     committed = [json.loads(line)["file"] for line in manifest.read_text().splitlines() if line.strip()]
-    assert 2 <= len(committed) < 10
+    assert len(committed) == 2
     before = {name: (out / name).stat().st_mtime_ns for name in committed}
     rerun = subprocess.run(command, capture_output=True, text=True, timeout=600)
     assert rerun.returncode == 0, rerun.stderr[-2000:]

@@ -43,6 +43,15 @@ def test_detect_kind(tmp_path):
         detect_kind(str(tmp_path / "missing" / "x.parquet"))
 
 
+def test_a_typo_in_a_file_path_is_not_taken_for_a_hub_id(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "photos").mkdir()
+    for typo in ("photos/img0001.jpg", "data/part-0.parquet", "photos/holiday"):  # a suffix, or a local folder
+        with pytest.raises(InputSourceError, match=f"{typo} does not exist"):
+            detect_kind(typo)
+    assert detect_kind("someone/aesthetics-v2") == "hf"
+
+
 def test_plan_cuts_every_kind_into_units_of_shard_size(tmp_path):
     folder = image_folder(tmp_path / "imgs", 4)  # 4 good + 3 bad = 7 files
     parquet = parquet_with_bytes(tmp_path / "a.parquet", 7)  # row groups of 3: units straddle them
@@ -140,3 +149,20 @@ def test_image_bytes_decode_by_the_file_rules():
         open_image_cell({"bytes": png_bytes(3)[:60]}, {}, 0)
     with pytest.raises(ImageLoadError, match="not an image file"):
         open_image_cell({"bytes": b"text"}, {}, 0)
+
+
+def test_the_output_folder_inside_an_input_folder_is_not_an_input(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    (folder / "a.png").write_bytes(png_bytes(0))
+    out = folder / "scores"  # a rerun finds the first run's shards here
+    out.mkdir()
+    pq.write_table(pa.table({"key": ["x"], "score": [5.0]}), out / "part-000000.parquet")
+    for all_files in (False, True):
+        units = plan_units([str(folder)], exclude=str(out), all_files=all_files)
+        assert [(u.kind, u.files) for u in units] == [("images", [str(folder / "a.png")])]
+    with pytest.raises(InputSourceError, match="inside the output folder"):
+        plan_units([str(out / "part-000000.parquet")], exclude=str(out))

@@ -103,9 +103,8 @@ def run(args: argparse.Namespace) -> int:
         describe_reference,
         write_score_reference,
     )
-    from ..inference.files import find_comment
+    from ..inference.files import find_comment, text_inputs
     from ..inference.loading import LoaderWarning, ModelLoadError, load_model
-    from .score import _text_inputs
 
     if args.batch_size < 1:
         return _fail("--batch-size must be >= 1")
@@ -119,7 +118,10 @@ def run(args: argparse.Namespace) -> int:
             loaded = load_model(args.model, device=args.device, allow_random=args.random_weights)
         for note in loaded.notes:
             print(f"WARNING: {note}", file=sys.stderr)
-        user, comments = _text_inputs(args, loaded.config, loaded.processor)
+        user, comments, notes = text_inputs(loaded.config, loaded.processor, args.user, args.comments,
+                                            model_name=args.model)
+        for note in notes:
+            print(f"note: {note}", file=sys.stderr)
     except (ValueError, ModelLoadError, OSError) as err:
         return _fail(str(err))
     if videos:

@@ -7,7 +7,8 @@
 * results are appended batch by batch, each batch as complete lines in one write followed by flush+fsync;
   a torn last line left by a crash is cut off on the next run;
 * re-running with the same ``--output`` resumes: files already in the output are skipped (``--retry-errors``
-  drops the error rows once, atomically, and tries those files again);
+  drops the error rows once, atomically, and tries those files again); the model and settings (--adapter,
+  --dtype, --clamp, video sampling) are recorded in ``<output>.settings.json`` and a rerun with others is refused;
 * videos (.mp4, .mov, .mkv, .webm, ...; needs PyAV) are scored on sampled frames (``--frames N``, default 8, or
   ``--every-seconds S``): one row per frame (``frame``, ``time``) and an aggregate row (``frame=aggregate``,
   ``--aggregate`` picks its ``score``); an unreadable video is an error row;
@@ -17,16 +18,25 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import warnings
 from typing import Any
 
-from ..inference.files import IMAGE_EXTENSIONS, find_comment, is_video_path, iter_image_files, load_comments
+from ..inference.files import (
+    IMAGE_EXTENSIONS,
+    find_comment,
+    is_video_path,
+    iter_image_files,
+    load_comments,
+    text_inputs,
+)
 from ..inference.loading import LEGACY_RANDOM_WEIGHTS_MARKER as RANDOM_WEIGHTS_MARKER
+from ..inference.precision import CLI_DTYPES
 from ..inference.results import ResultWriter, csv_columns, flatten_record, output_format
 from ..io_utils import check_output_file
-from .score_ray import add_ray_arguments, misplaced_flags, run_ray
+from .score_ray import add_ray_arguments, engine_flag_defaults, misplaced_flags, misplaced_message, run_ray
 
 # -- command --------------------------------------------------------------------------------------------
 
@@ -47,7 +57,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="comments for M models: CSV/TSV/JSON/JSONL mapping image (path, name or stem) to text")
     parser.add_argument("--batch-size", type=int, default=8, help="images per model call (default 8)")
     parser.add_argument("--device", choices=["cpu", "cuda"], default=None, help="default: cuda if available")
-    parser.add_argument("--dtype", choices=["float32", "bfloat16"], default="float32",
+    parser.add_argument("--dtype", choices=CLI_DTYPES, default=None,
                         help="weights precision (default float32; bfloat16 is faster only on CPUs with bf16 "
                         "instructions; the scan stays float32)")
     parser.add_argument("--workers", type=int, default=2, help="threads decoding images (default 2, 0 = none)")
@@ -61,17 +71,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_ray_arguments(parser)
     parser.add_argument("--adapter", metavar="DIR", help="a per-user adapter (aesmamba personalize) applied to "
                         "--model; a P model then takes the adapter's profile.json unless --user is given")
-    parser.set_defaults(func=run)
+    parser.set_defaults(func=run, flag_defaults=engine_flag_defaults(parser))
 
 
 def _add_media_arguments(parser: argparse.ArgumentParser) -> None:
     """Videos (frames sampled and aggregated, see docs/video.md) and the score range (clamping)."""
+    from ..inference.video import AGGREGATES
+
     group = parser.add_argument_group("videos and score ranges")
     sampling = group.add_mutually_exclusive_group()
     sampling.add_argument("--frames", type=int, metavar="N",
                           help="videos: score N frames spread uniformly over the video (default 8)")
     sampling.add_argument("--every-seconds", type=float, metavar="S", help="videos: score a frame every S seconds")
-    group.add_argument("--aggregate", choices=["mean", "median", "trimmed_mean"], default="mean",
+    group.add_argument("--aggregate", choices=AGGREGATES, default=None,
                        help="videos: the statistic of the frame scores in the aggregate row's score (default mean; "
                        "all three get their own columns)")
     group.add_argument("--clamp", action="store_true", help="report a score outside its head's score range at the "
@@ -81,7 +93,7 @@ def _add_media_arguments(parser: argparse.ArgumentParser) -> None:
 def _frame_sampling(args: argparse.Namespace) -> Any:
     from ..inference.video import FrameSampling
 
-    return FrameSampling(frames=args.frames, every_seconds=args.every_seconds, aggregate=args.aggregate)
+    return FrameSampling(frames=args.frames, every_seconds=args.every_seconds, aggregate=args.aggregate or "mean")
 
 
 def _fail(message: str) -> int:
@@ -96,25 +108,10 @@ def _check_output(path: str) -> None:
 
 
 def _text_inputs(args: argparse.Namespace, config: Any, processor: Any) -> tuple[Any, dict[str, str]]:
-    """The user profile (P) and comments (M) given on the command line, validated against the model."""
-    from ..processing_aesmamba import as_user_profile
-    from ..tasks import Task
-
-    task = Task.parse(config.task)
-    user, comments = None, {}
-    if args.user:
-        if not task.reads_user_profile:
-            raise ValueError(f"--user needs a personalized (P) model; {args.model} is task {task}")
-        user = as_user_profile(args.user)
-        processor.build_prompt(user)  # fail now, not at the first batch
-    if args.comments:
-        if not task.reads_comments:
-            raise ValueError(f"--comments needs a comment (M) model; {args.model} is task {task}")
-        comments = load_comments(args.comments)
-    if task.reads_user_profile and user is None:
-        print("note: no --user given; the personalized model scores from the image alone", file=sys.stderr)
-    if task.reads_comments and not comments:
-        print("note: no --comments given; the comment model scores from the image alone", file=sys.stderr)
+    """The ``--user``/``--comments`` of the command line, validated against the model (notes printed)."""
+    user, comments, notes = text_inputs(config, processor, args.user, args.comments, model_name=args.model)
+    for note in notes:
+        print(f"note: {note}", file=sys.stderr)
     return user, comments
 
 
@@ -147,6 +144,63 @@ def _dtype_note(loaded: Any) -> None:
         print(f"note: {note}", file=sys.stderr)
 
 
+# -- resuming: the CSV columns and the settings of the rows already written ------------------------------
+
+
+def _open_results(path: str, config: Any, videos: bool) -> tuple[ResultWriter, list[dict[str, Any]]]:
+    """The writer and the rows already there. A CSV started with the video columns keeps them; one started
+    without them gets them (rewritten atomically) when this run adds a video."""
+    writer = ResultWriter(path, csv_columns(config, video=videos))
+    header = writer.header()
+    upgrade = videos and header == csv_columns(config, video=False)
+    if header == csv_columns(config, video=True) or upgrade:
+        writer.columns = csv_columns(config, video=not upgrade)
+    existing = writer.read_existing()
+    if writer.repaired:
+        print(f"note: removed a partial last line from {path} (interrupted write)", file=sys.stderr)
+    if upgrade:
+        writer.columns = csv_columns(config, video=True)
+        writer.rewrite(existing)
+        print(f"note: added the video columns (frame, time, score_mean, ...) to {path}", file=sys.stderr)
+    return writer, existing
+
+
+def settings_path(output: str) -> str:
+    return f"{output}.settings.json"
+
+
+def _run_settings(args: argparse.Namespace, loaded: Any) -> dict[str, Any]:
+    """What changes the rows of a run: two runs into one output must agree on it."""
+    sampling = _frame_sampling(args)
+    return {"model": os.path.abspath(loaded.source) if os.path.isdir(loaded.source) else str(loaded.source),
+            "adapter": args.adapter and os.path.abspath(args.adapter), "dtype": args.dtype or "float32",
+            "clamp": bool(args.clamp), "frames": sampling.frames, "every_seconds": sampling.every_seconds,
+            "aggregate": sampling.aggregate}
+
+
+def check_settings(output: str, settings: dict[str, Any]) -> None:
+    """Refuse to append to ``output`` rows made with other settings (recorded in ``<output>.settings.json``,
+    written with a new output). An output from before the sidecar existed resumes unchecked."""
+    from ..io_utils import atomic_write_json
+
+    sidecar = settings_path(output)
+    has_rows = os.path.exists(output) and os.path.getsize(output) > 0
+    if has_rows and os.path.isfile(sidecar):
+        try:
+            with open(sidecar, encoding="utf-8") as handle:
+                stored = json.load(handle)
+        except (OSError, ValueError) as err:
+            raise ValueError(f"{sidecar} is unreadable ({err}); remove it to resume unchecked") from err
+        different = [k for k in sorted(set(stored) | set(settings)) if stored.get(k) != settings.get(k)]
+        if different:
+            detail = "; ".join(f"{k}: {stored.get(k)!r} there, {settings.get(k)!r} now" for k in different)
+            what = "a different model" if "model" in different else "other settings"
+            raise ValueError(f"{output} holds rows scored with {what} ({detail}); rerun with the same model and "
+                             "settings to resume, or use another --output")
+    elif not has_rows:
+        atomic_write_json(sidecar, settings)
+
+
 def run(args: argparse.Namespace) -> int:
     from tqdm.auto import tqdm
 
@@ -157,7 +211,7 @@ def run(args: argparse.Namespace) -> int:
     if args.batch_size < 1:
         return _fail("--batch-size must be >= 1")
     if misplaced_flags(args):
-        return _fail(f"{', '.join(misplaced_flags(args))} cannot be used with --engine {args.engine}")
+        return _fail(misplaced_message(args))
     if args.engine == "ray":
         return run_ray(args)
     try:
@@ -166,7 +220,7 @@ def run(args: argparse.Namespace) -> int:
         with warnings.catch_warnings():  # the notes are printed once, below, not also as Python warnings
             warnings.simplefilter("ignore", LoaderWarning)
             loaded = load_model(args.model, device=args.device, allow_random=args.random_weights,
-                                adapter=args.adapter, dtype=getattr(args, "dtype", "float32"))
+                                adapter=args.adapter, dtype=args.dtype or "float32")
         if args.adapter and args.user is None and os.path.isfile(os.path.join(args.adapter, "profile.json")):
             args.user = os.path.join(args.adapter, "profile.json")
     except (ValueError, ModelLoadError) as err:
@@ -182,13 +236,11 @@ def run(args: argparse.Namespace) -> int:
 
     output_path = os.path.abspath(args.output)
     files = [f for f in iter_image_files(args.paths, all_files=args.all_files) if f != output_path]
-    writer = ResultWriter(args.output, csv_columns(config, video=any(map(is_video_path, files))))
     try:
-        existing = writer.read_existing()
+        check_settings(args.output, _run_settings(args, loaded))
+        writer, existing = _open_results(args.output, config, any(map(is_video_path, files)))
     except ValueError as err:
         return _fail(str(err))
-    if writer.repaired:
-        print(f"note: removed a partial last line from {args.output} (interrupted write)", file=sys.stderr)
     if args.retry_errors and any(row.get("status") == "error" for row in existing):
         existing = writer.drop_errors(existing)
     done = {row["path"] for row in existing}

@@ -8,10 +8,15 @@ import sys
 
 from ..data.sources import INPUT_KINDS
 
-RAY_ONLY = {"actors": None, "address": None, "input_format": "auto", "image_column": "image", "key_column": "key",
-            "split": None, "shard_size": 1000, "min_score": None, "head": None, "kept_only": False,
-            "with_distribution": False}
-LOCAL_ONLY = {"user": None, "comments": None, "retry_errors": False}
+# flags of one engine only: given with the other engine they are refused (their defaults come from the parser)
+RAY_ONLY = ("actors", "address", "input_format", "image_column", "key_column", "split", "shard_size", "min_score",
+            "head", "kept_only", "with_distribution")
+LOCAL_ONLY = ("user", "comments", "retry_errors", "frames", "every_seconds", "aggregate")  # videos: local only
+
+
+def engine_flag_defaults(parser: argparse.ArgumentParser) -> dict[str, object]:
+    """The parser's defaults of the engine-specific flags (stored in the parsed args as ``flag_defaults``)."""
+    return {name: parser.get_default(name) for name in (*RAY_ONLY, *LOCAL_ONLY)}
 
 
 def add_ray_arguments(parser: argparse.ArgumentParser) -> None:
@@ -43,8 +48,30 @@ def add_ray_arguments(parser: argparse.ArgumentParser) -> None:
 def misplaced_flags(args: argparse.Namespace) -> list[str]:
     """Flags given that the chosen engine does not use."""
     other = RAY_ONLY if args.engine == "local" else LOCAL_ONLY
-    return [f"--{name.replace('_', '-')}" for name, default in other.items()
-            if getattr(args, name, default) not in (default, False, None)]
+    defaults = getattr(args, "flag_defaults", {})
+    return [f"--{name.replace('_', '-')}" for name in other
+            if getattr(args, name, None) not in (defaults.get(name), False, None)]
+
+
+def misplaced_message(args: argparse.Namespace) -> str:
+    flags = misplaced_flags(args)
+    video = {"--frames", "--every-seconds", "--aggregate"} & set(flags)
+    return (f"{', '.join(flags)} cannot be used with --engine {args.engine}"
+            + ("; videos are scored by the local engine (leave out --engine ray)" if video else ""))
+
+
+def _ray_errors() -> tuple[type[BaseException], ...]:
+    try:
+        from ray.exceptions import RayError
+    except ImportError:  # no Ray: run_job says so itself
+        return ()
+    return (RayError,)
+
+
+def _last_line(err: BaseException) -> str:
+    """A Ray task error carries the remote traceback; its last line is the error itself."""
+    lines = [line for line in str(err).splitlines() if line.strip()]
+    return lines[-1].strip() if lines else type(err).__name__
 
 
 def run_ray(args: argparse.Namespace) -> int:
@@ -57,12 +84,20 @@ def run_ray(args: argparse.Namespace) -> int:
         image_column=args.image_column, key_column=args.key_column, split=args.split, shard_size=args.shard_size,
         batch_size=args.batch_size, head=args.head, min_score=args.min_score, kept_only=args.kept_only,
         with_distribution=args.with_distribution, all_files=args.all_files, actors=args.actors,
-        address=args.address, device=args.device, decode_workers=args.workers, allow_random=args.random_weights)
+        address=args.address, device=args.device, decode_workers=args.workers, allow_random=args.random_weights,
+        adapter=args.adapter, dtype=args.dtype or "float32", clamp=args.clamp)
     try:
         summary = run_job(options, progress=not args.no_progress)
+    except _ray_errors() as err:  # first: a task error also subclasses the error it wraps (with a traceback)
+        print(f"error: the Ray job failed: {_last_line(err)}\nrerun the same command to resume it "
+              f"(committed shards in {args.output} are kept)", file=sys.stderr)
+        return 1
     except (ValueError, ModelLoadError, ShardStoreError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    except RuntimeError as err:  # the job ran but did not finish (e.g. shards missing rows)
+        print(f"error: {err}", file=sys.stderr)
+        return 1
     for note in summary.notes:
         print(f"note: {note}", file=sys.stderr)
     pool = summary.pool

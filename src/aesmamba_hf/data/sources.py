@@ -2,7 +2,8 @@
 
 Four kinds of input, detected per path (``kind="auto"``) or named:
 
-* ``images``: image files and folders (walked like ``aesmamba score`` does); the key is the absolute path;
+* ``images``: image files and folders (walked like ``aesmamba score`` does); the key is the absolute path; a
+  video file found there is an error row saying that videos are scored by the local engine;
 * ``parquet``: Parquet files or folders of them, with an image column (encoded bytes, a path, or a
   ``datasets`` image struct ``{"bytes", "path"}``) and a key column (img2dataset writes ``key``);
 * ``webdataset``: ``.tar`` shards as img2dataset writes them (``000000001.jpg`` + ``.json`` + ``.txt``
@@ -25,11 +26,14 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
-from ..inference.files import IMAGE_EXTENSIONS, iter_image_files
+from ..inference.files import IMAGE_EXTENSIONS, MEDIA_EXTENSIONS, is_video_path, iter_image_files
 
 INPUT_KINDS = ("images", "parquet", "webdataset", "hf")
+VIDEO_NOT_SCORED = "a video: videos are scored by the local engine (aesmamba score without --engine ray)"
 PARQUET_SUFFIXES = (".parquet", ".pq")
 TAR_SUFFIXES = (".tar",)
+FILE_SUFFIXES = frozenset((*MEDIA_EXTENSIONS, *PARQUET_SUFFIXES, *TAR_SUFFIXES, ".json", ".jsonl", ".csv", ".tsv",
+                           ".txt", ".arrow", ".gz", ".zip"))  # a name ending so is a file, never a Hub id
 
 
 class InputSourceError(ValueError):
@@ -62,12 +66,20 @@ class InputUnit:
 # -- detection -----------------------------------------------------------------------------------------
 
 
-def _files_with(path: Path, suffixes: Sequence[str]) -> list[str]:
+def _inside(path: str, folder: Optional[str]) -> bool:
+    """Whether ``path`` is ``folder`` or lies under it (``folder`` None: never)."""
+    if folder is None:
+        return False
+    path, folder = os.path.abspath(path), os.path.abspath(folder)
+    return path == folder or path.startswith(folder.rstrip(os.sep) + os.sep)
+
+
+def _files_with(path: Path, suffixes: Sequence[str], exclude: Optional[str] = None) -> list[str]:
     if path.is_file():
         return [str(path.resolve())] if path.suffix.lower() in suffixes else []
     found = []
     for root, dirs, names in os.walk(path):
-        dirs[:] = sorted(d for d in dirs if not d.startswith((".", "_")))
+        dirs[:] = sorted(d for d in dirs if not d.startswith((".", "_")) and not _inside(os.path.join(root, d), exclude))
         found += [os.path.join(root, n) for n in sorted(names)
                   if not n.startswith((".", "_")) and os.path.splitext(n)[1].lower() in suffixes]
     return [os.path.abspath(f) for f in found]
@@ -78,26 +90,36 @@ def is_saved_dataset(path: Path) -> bool:
     return path.is_dir() and ((path / "state.json").is_file() or (path / "dataset_dict.json").is_file())
 
 
-def detect_kind(path: str) -> str:
+def looks_like_hub_id(path: str) -> bool:
+    """``owner/name`` without a file suffix whose ``owner`` is not a local folder: a typo in a file path
+    (``photos/img.jpg``, ``data/part.parquet``) is then "no such file", not a download attempt."""
+    parts = path.split("/")
+    if len(parts) != 2 or not all(parts) or path.startswith((".", "~")) or os.path.isdir(parts[0]):
+        return False
+    return os.path.splitext(parts[1])[1].lower() not in FILE_SUFFIXES
+
+
+def detect_kind(path: str, exclude: Optional[str] = None) -> str:
     """The input kind of one command-line path (see the module docstring).
 
     A folder holding ``.tar`` files is webdataset (img2dataset writes metadata ``.parquet`` next to its tars:
     those are not inputs); else one holding ``.parquet`` files is Parquet; else it is a folder of images.
-    A path that does not exist and looks like ``owner/name`` is a Hub dataset id.
+    A path that does not exist is a Hub dataset id only if :func:`looks_like_hub_id`; else an error.
+    Nothing under ``exclude`` (the job's own output folder) counts.
     """
     p = Path(path)
     if not p.exists():
-        if len(path.split("/")) == 2 and not path.startswith((".", "/")):
+        if looks_like_hub_id(path):
             return "hf"
-        raise InputSourceError(f"input {path} does not exist")
+        raise InputSourceError(f"input {path} does not exist (no such file or folder)")
     if is_saved_dataset(p):
         return "hf"
     if p.is_file():
         suffix = p.suffix.lower()
         return "webdataset" if suffix in TAR_SUFFIXES else "parquet" if suffix in PARQUET_SUFFIXES else "images"
-    if _files_with(p, TAR_SUFFIXES):
+    if _files_with(p, TAR_SUFFIXES, exclude):
         return "webdataset"
-    if _files_with(p, PARQUET_SUFFIXES):
+    if _files_with(p, PARQUET_SUFFIXES, exclude):
         return "parquet"
     return "images"
 
@@ -168,8 +190,10 @@ def load_hf_dataset(source: str, split: Optional[str] = None) -> Any:
 
 
 def plan_units(paths: Sequence[str], *, kind: str = "auto", shard_size: int = 1000, image_column: str = "image",
-               split: Optional[str] = None, all_files: bool = False) -> list[InputUnit]:
-    """Every input cut into units of at most ``shard_size`` rows, numbered from 0 in input order."""
+               split: Optional[str] = None, all_files: bool = False,
+               exclude: Optional[str] = None) -> list[InputUnit]:
+    """Every input cut into units of at most ``shard_size`` rows, numbered from 0 in input order. Files under
+    ``exclude`` (the job's output folder, which may lie inside an input folder) are never inputs."""
     if shard_size < 1:
         raise InputSourceError(f"shard size must be >= 1, got {shard_size}")
     units: list[InputUnit] = []
@@ -180,14 +204,16 @@ def plan_units(paths: Sequence[str], *, kind: str = "auto", shard_size: int = 10
             units.append(InputUnit(len(units), kind_, source, start, stop))
 
     for path in paths:
-        path_kind = detect_kind(path) if kind == "auto" else kind
+        if _inside(path, exclude):
+            raise InputSourceError(f"input {path} lies inside the output folder {exclude}")
+        path_kind = detect_kind(path, exclude) if kind == "auto" else kind
         if path_kind == "images":
             image_paths.append(path)
         elif path_kind == "parquet":
-            for file in _files_with(Path(path), PARQUET_SUFFIXES) or [os.path.abspath(path)]:
+            for file in _files_with(Path(path), PARQUET_SUFFIXES, exclude) or [os.path.abspath(path)]:
                 add("parquet", file, _parquet_rows(file, image_column))
         elif path_kind == "webdataset":
-            for file in _files_with(Path(path), TAR_SUFFIXES) or [os.path.abspath(path)]:
+            for file in _files_with(Path(path), TAR_SUFFIXES, exclude) or [os.path.abspath(path)]:
                 add("webdataset", file, len(tar_sample_keys(file)))
         elif path_kind == "hf":
             source = os.path.abspath(path) if Path(path).exists() else path
@@ -199,7 +225,7 @@ def plan_units(paths: Sequence[str], *, kind: str = "auto", shard_size: int = 10
         else:
             raise InputSourceError(f"unknown input kind {path_kind!r}; use one of {INPUT_KINDS}")
     if image_paths:
-        files = iter_image_files(image_paths, all_files=all_files)
+        files = [f for f in iter_image_files(image_paths, all_files=all_files) if not _inside(f, exclude)]
         for start, stop in _ranges(len(files), shard_size):
             units.append(InputUnit(len(units), "images", "files", 0, 0, files[start:stop]))
     return units
@@ -209,6 +235,8 @@ def plan_units(paths: Sequence[str], *, kind: str = "auto", shard_size: int = 10
 
 
 def _read_file(path: str) -> tuple[Optional[bytes], Optional[str]]:
+    if is_video_path(path):  # frame sampling is the local engine's; here a video is an error row that says so
+        return None, VIDEO_NOT_SCORED
     try:
         with open(path, "rb") as handle:
             data = handle.read()
@@ -311,4 +339,4 @@ def read_unit(unit: InputUnit, *, image_column: str = "image", key_column: str =
 
 
 __all__ = ["INPUT_KINDS", "InputSourceError", "InputUnit", "cell_bytes", "detect_kind", "is_saved_dataset",
-           "load_hf_dataset", "plan_units", "read_unit", "sample_key", "tar_sample_keys"]
+           "load_hf_dataset", "looks_like_hub_id", "plan_units", "read_unit", "sample_key", "tar_sample_keys"]

@@ -7,7 +7,7 @@ import json
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 IMAGE_EXTENSIONS = frozenset(
     ".jpg .jpeg .jpe .jfif .png .apng .gif .bmp .dib .tif .tiff .webp .ppm .pgm .pbm .pnm .tga .ico .jp2 .j2k "
@@ -146,3 +146,29 @@ def find_comment(comments: dict[str, str], path: str, roots: Sequence[str]) -> O
 
 __all__ = ["IMAGE_EXTENSIONS", "MEDIA_EXTENSIONS", "TABLE_EXTENSIONS", "VIDEO_EXTENSIONS", "find_comment",
            "is_video_path", "iter_image_files", "load_comments", "load_image_table"]
+
+
+def text_inputs(config: Any, processor: Any, user: Optional[str] = None, comments: Optional[str] = None,
+                model_name: str = "the model") -> tuple[Any, dict[str, str], list[str]]:
+    """The user profile file (P models) and comments file (M models) given for a scoring run, validated
+    against the model: ``(profile, comments by image, notes)``. A file given to a model that does not read it
+    is a ``ValueError``; a P/M model given none gets a note (it then scores from the image alone)."""
+    from ..processing_aesmamba import as_user_profile
+    from ..tasks import Task
+
+    task = Task.parse(config.task)
+    profile, texts, notes = None, {}, []
+    if user:
+        if not task.reads_user_profile:
+            raise ValueError(f"--user needs a personalized (P) model; {model_name} is task {task}")
+        profile = as_user_profile(user)
+        processor.build_prompt(profile)  # fail now, not at the first batch
+    if comments:
+        if not task.reads_comments:
+            raise ValueError(f"--comments needs a comment (M) model; {model_name} is task {task}")
+        texts = load_comments(comments)
+    if task.reads_user_profile and profile is None:
+        notes.append("no --user given; the personalized model scores from the image alone")
+    if task.reads_comments and not texts:
+        notes.append("no --comments given; the comment model scores from the image alone")
+    return profile, texts, notes

@@ -23,6 +23,7 @@ import torch
 
 # float16 is kept for GPU callers of load_model; on CPU it is slow and the CLI does not offer it
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+CLI_DTYPES = ("float32", "bfloat16")  # what the command line offers (float16 is slow on CPU)
 NATIVE_BF16_FLAGS = ("avx512_bf16", "amx_bf16", "avx_ne_convert")
 
 

@@ -21,6 +21,7 @@ job stalls without an error.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import math
@@ -29,6 +30,7 @@ import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any, Optional
 
 import numpy as np
@@ -143,6 +145,9 @@ class BatchScorer:
         decode_workers: threads decoding images inside this actor.
         threads: torch threads of this process (default: leave torch's setting).
         allow_random: accept a model marked as holding random weights (``--random-weights``).
+        adapter: a per-user adapter folder merged into the model (``--adapter``; see ``load_model``).
+        dtype: weights precision, ``float32`` (default) or ``bfloat16`` (``--dtype``).
+        clamp: report a score outside its head's range at the nearest end of it (``--clamp``).
         image_column, key_column: input columns (a missing key column gives no ``key`` output).
         error_column: an input column holding a reason the image could not even be read (``None`` if fine).
         passthrough: input columns copied to the output unchanged.
@@ -161,11 +166,13 @@ class BatchScorer:
                  threads: Optional[int] = None, allow_random: bool = False, image_column: str = "image",
                  key_column: str = "key", error_column: Optional[str] = None, passthrough: Sequence[str] = (),
                  with_distribution: bool = False, head: Optional[str] = None, min_score: Optional[float] = None,
-                 as_arrow: bool = True):
+                 as_arrow: bool = True, adapter: Optional[str] = None, dtype: str = "float32",
+                 clamp: bool = False):
         from .loading import LoadedModel, load_model
 
         self._arguments = dict(batch_size=batch_size, device=device, decode_workers=decode_workers, threads=threads,
-                               allow_random=allow_random, image_column=image_column, key_column=key_column,
+                               allow_random=allow_random, adapter=adapter, dtype=dtype, clamp=clamp,
+                               image_column=image_column, key_column=key_column,
                                error_column=error_column, passthrough=tuple(passthrough),
                                with_distribution=with_distribution, head=head, min_score=min_score, as_arrow=as_arrow)
         self._model_argument = model
@@ -173,8 +180,9 @@ class BatchScorer:
             import torch
 
             torch.set_num_threads(int(threads))
-        loaded = model if isinstance(model, LoadedModel) else load_model(model, device=device,
-                                                                         allow_random=allow_random)
+        loaded = model if isinstance(model, LoadedModel) else load_model(
+            model, device=device, allow_random=allow_random, adapter=adapter, dtype=dtype)
+        self.clamp = clamp
         self.config = loaded.config
         self.predictor = loaded.predictor(batch_size=batch_size, decode_workers=decode_workers)
         self.image_column, self.key_column, self.error_column = image_column, key_column, error_column
@@ -207,7 +215,8 @@ class BatchScorer:
         cells = [{"bytes": images[i]} if isinstance(images[i], (bytes, bytearray)) else images[i] for i in readable]
         records: list[Mapping[str, Any]] = [{STATUS: "error", ERROR: reason} for reason in read_errors]
         if cells:
-            scored = self.predictor.predict_examples([{"image": cell} for cell in cells]).records(self.config)
+            scored = self.predictor.predict_examples([{"image": cell} for cell in cells]).records(
+                self.config, clamp=self.clamp)
             for i, record in zip(readable, scored):
                 records[i] = record
         rows = [self._row(key, record) for key, record in zip(keys, records)]
@@ -300,6 +309,9 @@ class JobOptions:
     kept_only: bool = False
     with_distribution: bool = False
     all_files: bool = False
+    adapter: Optional[str] = None
+    dtype: str = "float32"
+    clamp: bool = False
     # how, not what: not part of the job's identity
     actors: Optional[int] = None
     address: Optional[str] = None
@@ -308,11 +320,17 @@ class JobOptions:
     allow_random: bool = False
 
     HOW = ("actors", "address", "device", "decode_workers", "allow_random")
+    ADDED_LATER = {"adapter": None, "dtype": "float32", "clamp": False}
 
     def identity(self, model_source: str) -> dict[str, Any]:
         settings = {k: v for k, v in asdict(self).items() if k not in self.HOW and k != "output"}
         settings["inputs"] = [os.path.abspath(p) if os.path.exists(p) else p for p in self.inputs]
         settings["model"] = model_source
+        if self.adapter is not None:
+            settings["adapter"] = os.path.abspath(self.adapter)
+        for name, default in self.ADDED_LATER.items():  # absent from older jobs' _job.json: they still resume
+            if settings[name] == default:
+                del settings[name]
         return settings
 
 
@@ -394,13 +412,46 @@ class _ShardCollector:
         return new, done
 
 
+def check_model(model: str, allow_random: bool = False) -> tuple[str, Any, list[str]]:
+    """The driver's look at the model before any work: ``(source, config, notes)``. Its config, random-weights
+    mark and weight files are checked; the weights are not loaded (each actor loads its own copy)."""
+    from ..registry import resolve_model
+    from .loading import (
+        ModelLoadError,
+        RandomWeightsError,
+        check_weights,
+        has_random_weights,
+        has_weights,
+        load_config,
+        random_weights_banner,
+    )
+
+    try:
+        source = resolve_model(model)
+    except ValueError as err:
+        raise ModelLoadError(str(err)) from err
+    folder = Path(source) if os.path.isdir(source) else None
+    if folder is not None and (folder / "config.json").is_file() and not has_weights(folder):
+        raise ModelLoadError(f"{folder}: config.json but no weights (model.safetensors); save the model with "
+                             "save_pretrained or export it with `aesmamba export`")
+    config = load_config(source)
+    notes = []
+    if has_random_weights(config, folder):
+        if not allow_random:
+            raise RandomWeightsError(f"{source} holds RANDOM weights (built without trained weights); its scores "
+                                     "are meaningless. Pass --random-weights to use it anyway (e.g. a smoke test)")
+        notes.append(random_weights_banner(source))
+    if folder is not None:
+        check_weights(folder, config)
+        source = os.path.abspath(source)
+    return str(source), config, notes
+
+
 def run_job(options: JobOptions, *, progress: bool = True,
             on_commit: Optional[Callable[[dict[str, Any]], None]] = None) -> JobSummary:
     """Score ``options.inputs`` into the Parquet folder ``options.output`` (resumable; see the module docstring)."""
-    import warnings
-
     from ..data.sources import plan_units
-    from .loading import LoaderWarning, load_model
+    from .precision import resolve_dtype
     from .shards import ShardStore
 
     started = time.perf_counter()
@@ -408,22 +459,23 @@ def run_job(options: JobOptions, *, progress: bool = True,
         raise ValueError("--batch-size and --shard-size must be >= 1")
     if options.kept_only and options.min_score is None:
         raise ValueError("--kept-only needs --min-score")
-    with warnings.catch_warnings():  # the driver checks the model (and its random-weights mark) before any work
-        warnings.simplefilter("ignore", LoaderWarning)
-        loaded = load_model(options.model, device="cpu", allow_random=options.allow_random)
-    config, notes = loaded.config, list(loaded.notes)
-    model_source = os.path.abspath(loaded.source) if os.path.isdir(loaded.source) else str(loaded.source)
+    if options.adapter is not None and not os.path.isdir(options.adapter):
+        raise ValueError(f"--adapter {options.adapter} is not a folder (an adapter saved by aesmamba personalize)")
+    resolve_dtype(options.dtype)  # a bad name fails here, not in every actor
+    model_source, config, notes = check_model(options.model, options.allow_random)
     if options.min_score is not None:
         check_threshold(config, options.head, options.min_score)
     elif options.head is not None:
         head_by_name(config, options.head)
-    del loaded
     store = ShardStore(options.output)
     plan = [u.to_dict() for u in plan_units(options.inputs, kind=options.input_format, shard_size=options.shard_size,
                                             image_column=options.image_column, split=options.split,
-                                            all_files=options.all_files)]
+                                            all_files=options.all_files, exclude=options.output)]
     identity = options.identity(model_source)
     identity["score_ranges"] = {h["name"]: list(h["score_range"]) for h in config.heads}
+    reference = getattr(config, "score_reference", None)
+    if reference:  # percentiles come from it: a recalibrated model is another job
+        identity["score_reference"] = hashlib.sha256(json.dumps(reference, sort_keys=True).encode()).hexdigest()[:16]
     plan = store.open(identity, plan)
     notes += store.notes
     todo = [u for u in plan if u["shard"] not in store.committed]
@@ -465,7 +517,9 @@ def _run_units(options: JobOptions, model_source: str, todo: list[dict[str, Any]
                                        decode_workers=options.decode_workers, threads=pool.threads,
                                        allow_random=options.allow_random, error_column="read_error",
                                        passthrough=(SHARD_COLUMN, ROW_COLUMN), with_distribution=options.with_distribution,
-                                       head=options.head, min_score=options.min_score, as_arrow=True))
+                                       head=options.head, min_score=options.min_score, as_arrow=True,
+                                       adapter=options.adapter and os.path.abspath(options.adapter),
+                                       dtype=options.dtype, clamp=options.clamp))
         collector = _ShardCollector({u["shard"]: _unit_size(u) for u in todo})
         bar = tqdm(total=summary.inputs, unit="img", desc=f"scoring ({pool.actors} actors)", file=sys.stderr,
                    disable=not progress)
@@ -475,6 +529,7 @@ def _run_units(options: JobOptions, model_source: str, todo: list[dict[str, Any]
                 bar.update(new)
                 for shard, whole in completed:
                     _commit(store, shard, whole, options, summary, on_commit)
+                    _pause_for_crash_tests(summary.committed_shards)
                     bar.set_postfix(shards=f"{summary.committed_shards + summary.skipped_shards}/{summary.shards}")
         finally:
             bar.close()
@@ -485,6 +540,18 @@ def _run_units(options: JobOptions, model_source: str, todo: list[dict[str, Any]
     finally:
         if started_here:
             ray.shutdown()
+
+
+PAUSE_ENV = "AESMAMBA_RAY_PAUSE_AFTER_COMMITS"
+
+
+def _pause_for_crash_tests(committed: int) -> None:
+    """With ``AESMAMBA_RAY_PAUSE_AFTER_COMMITS=N`` the driver stops for good after its N-th commit, so that a
+    test can kill it at a known point (a timed kill races the job on a loaded machine)."""
+    pause_after = os.environ.get(PAUSE_ENV)
+    if pause_after and committed == int(pause_after):
+        while True:
+            time.sleep(3600)
 
 
 def _commit(store: Any, shard: int, table: Any, options: JobOptions, summary: JobSummary,
@@ -509,5 +576,5 @@ def _commit(store: Any, shard: int, table: Any, options: JobOptions, summary: Jo
         on_commit(entry)
 
 
-__all__ = ["BatchScorer", "JobOptions", "JobSummary", "PoolSize", "check_threshold", "flatten_record",
+__all__ = ["BatchScorer", "JobOptions", "JobSummary", "PoolSize", "check_model", "check_threshold", "flatten_record",
            "head_by_name", "keep_decision", "output_schema", "run_job", "size_pool", "start_ray"]

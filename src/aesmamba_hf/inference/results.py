@@ -91,9 +91,21 @@ class ResultWriter:
                         raise ValueError(f"{self.path}:{number} is not valid JSON ({err})") from err
             return rows
 
+    def header(self) -> list[str] | None:
+        """The CSV header already in the file (``None``: no CSV, or nothing written yet)."""
+        if self.format != "csv" or not os.path.exists(self.path) or os.path.getsize(self.path) == 0:
+            return None
+        with open(self.path, encoding="utf-8", newline="") as handle:
+            return next(csv.reader(handle), None)
+
     def drop_errors(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """Rewrite the file without its error rows (temp file + os.replace: atomic)."""
         kept = [row for row in rows if row.get("status") != "error"]
+        self.rewrite(kept)
+        return kept
+
+    def rewrite(self, kept: list[dict[str, Any]]) -> None:
+        """Replace the file by ``kept`` rows under the current columns (temp file + os.replace: atomic)."""
         directory = os.path.dirname(os.path.abspath(self.path))
         fd, tmp = tempfile.mkstemp(prefix=".aesmamba-score-", dir=directory)
         try:
@@ -109,7 +121,6 @@ class ResultWriter:
             if os.path.exists(tmp):
                 os.unlink(tmp)
             raise
-        return kept
 
     # writing --------------------------------------------------------------------------------------------
 

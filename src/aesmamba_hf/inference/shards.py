@@ -100,10 +100,15 @@ class ShardStore:
             with open(path, "rb+") as handle:
                 handle.truncate(data.rfind(b"\n") + 1)
             data = data[: data.rfind(b"\n") + 1]
-        for line in data.decode("utf-8").splitlines():
-            if line.strip():
+        for number, line in enumerate(data.decode("utf-8", errors="replace").splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
                 entry = json.loads(line)
                 self.committed[int(entry["shard"])] = entry
+            except (ValueError, KeyError, TypeError) as err:
+                raise ShardStoreError(f"{path}:{number}: not a manifest entry ({err}); remove that line and rerun "
+                                      "(a shard file it recorded is then checked and recorded again)") from err
 
     def _append_manifest(self, entry: dict[str, Any]) -> None:
         with open(self.directory / MANIFEST_FILE, "a", encoding="utf-8") as handle:
