@@ -22,8 +22,6 @@ from __future__ import annotations
 import argparse
 import copy
 import json
-import os
-import platform
 import statistics
 import sys
 import tempfile
@@ -34,32 +32,18 @@ from typing import Any, Optional
 
 import numpy as np
 import torch
+from _cpu import cpu_description, load_average
 
 REPO = Path(__file__).resolve().parents[1]
 PHOTOS = REPO / "demo" / "src" / "aesmamba_demo" / "photos"
 VARIANT = "aesmamba-v-ava"
-CPU_FLAGS = ("avx2", "fma", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile", "avx_vnni")
 
 
 def cpu_info() -> dict[str, Any]:
-    from aesmamba_hf.inference.precision import cpu_flags, native_bf16_cpu
+    """The shared CPU description plus whether bf16 runs natively here (what bf16 speed depends on)."""
+    from aesmamba_hf.inference.precision import native_bf16_cpu
 
-    model = platform.processor() or "unknown"
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as handle:
-            model = next((line.split(":", 1)[1].strip() for line in handle if line.startswith("model name")), model)
-    except OSError:
-        pass
-    flags = cpu_flags()
-    return {"model": model, "cores": os.cpu_count(), "flags": [f for f in CPU_FLAGS if f in flags],
-            "native_bf16": native_bf16_cpu(), "torch_cpu_capability": torch.backends.cpu.get_cpu_capability()}
-
-
-def load_average() -> Optional[list[float]]:
-    try:
-        return [round(v, 2) for v in os.getloadavg()]
-    except OSError:
-        return None
+    return {**cpu_description(), "native_bf16": native_bf16_cpu()}
 
 
 def alternated_img_per_s(cases: dict[str, Callable[[], Any]], batch: int, repeats: int) -> dict[str, float]:

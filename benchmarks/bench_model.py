@@ -34,6 +34,7 @@ from typing import Optional
 
 import torch
 import torch.nn.functional as F
+from _cpu import cpu_description
 from torch import nn
 
 REPO = Path(__file__).resolve().parents[1]
@@ -248,8 +249,6 @@ def peak_rss(case: str, batch: int, steps: int, threads: int) -> dict:
 
 # ------------------------------------------------------------------------------------ the machine
 
-VECTOR_FLAGS = ("sse4_2", "avx", "avx2", "fma", "f16c", "avx512f", "avx512bw", "avx512vl", "avx512_vnni",
-                "avx512_bf16", "avx512_fp16", "amx_tile", "amx_bf16", "amx_int8")
 AVX2_ENV = {  # every library that picks its vector ISA at run time, pinned to AVX2 (Haswell)
     "NUMBA_CPU_NAME": "haswell",
     # numba takes the host's features unless told: without this, haswell + the host's avx512 flags
@@ -265,16 +264,7 @@ AVX2_ENV = {  # every library that picks its vector ISA at run time, pinned to A
 
 def cpu_report() -> dict:
     """The CPU model, its vector flags, and the ISA torch and numba actually target in this process."""
-    info = {"model": platform.processor() or platform.machine(), "flags": []}
-    try:
-        fields = dict(line.split(":", 1) for line in Path("/proc/cpuinfo").read_text().split("\n\n")[0].splitlines()
-                      if ":" in line)
-        fields = {key.strip(): value.strip() for key, value in fields.items()}
-        info["model"] = fields.get("model name", info["model"])
-        info["flags"] = [f for f in VECTOR_FLAGS if f in set(fields.get("flags", "").split())]
-    except OSError:  # not Linux: the model from platform, no flags
-        pass
-    info["torch_cpu_capability"] = torch.backends.cpu.get_cpu_capability()
+    info = cpu_description()
     info["forced_env"] = {k: os.environ[k] for k in AVX2_ENV if k in os.environ}
     try:
         import llvmlite.binding as llvm

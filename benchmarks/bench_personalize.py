@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import sys
 import tempfile
 import time
@@ -24,28 +22,13 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from _cpu import cpu_description
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO / "src"), str(REPO / "demo" / "src")]
 
 PROFILE = {"openness": 7, "conscientiousness": 5, "extroversion": 4, "agreeableness": 6, "neuroticism": 3,
            "art_experience": "beginner", "photo_experience": "competent"}
-
-
-def cpu_info() -> dict:
-    info = {"machine": platform.machine(), "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads()}
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-        for line in text.splitlines():
-            if line.startswith("model name") and "model" not in info:
-                info["model"] = line.split(":", 1)[1].strip()
-            if line.startswith("flags") and "flags" not in info:
-                flags = set(line.split(":", 1)[1].split())
-                info["flags"] = sorted(flags & {"avx", "avx2", "avx512f", "fma", "amx_tile", "avx512_bf16"})
-        info["loadavg"] = os.getloadavg()
-    except OSError:
-        pass
-    return info
 
 
 def demo_p_model(folder: Path) -> Path:
@@ -130,7 +113,7 @@ def main() -> int:
             bank.use(user)
             swaps.append(1000 * (time.perf_counter() - start))
         report = {
-            "cpu": cpu_info(),
+            "cpu": cpu_description(),
             "model": str(args.model or "demo P architecture (random weights)"),
             "ratings": args.ratings,
             "personalize_wall_s": round(wall, 2),

@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import shutil
 import sys
 import tempfile
@@ -26,22 +25,8 @@ import time
 from pathlib import Path
 
 import numpy as np
+from _cpu import cpu_description
 from PIL import Image
-
-
-def cpu_description() -> dict:
-    info = {"processor": platform.processor(), "logical_cpus": os.cpu_count()}
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-        for line in text.splitlines():
-            if line.startswith("model name") and "model" not in info:
-                info["model"] = line.split(":", 1)[1].strip()
-            if line.startswith("flags") and "flags" not in info:
-                flags = set(line.split(":", 1)[1].split())
-                info["flags"] = sorted(flags & {"avx", "avx2", "avx512f", "avx512_bf16", "amx_tile", "fma", "sse4_2"})
-    except OSError:
-        pass
-    return info
 
 
 def make_images(folder: Path, count: int, size: int = 320) -> None:

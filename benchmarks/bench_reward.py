@@ -14,32 +14,15 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import sys
 import time
 from pathlib import Path
 
 import torch
+from _cpu import cpu_description
 
 REPO = Path(__file__).resolve().parents[1]
-VECTOR_FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile", "fma")
-
-
-def cpu_description() -> dict:
-    """CPU model and its vector flags from /proc/cpuinfo (Linux), else what ``platform`` knows."""
-    model, flags = platform.processor() or "unknown", []
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name") and model in ("unknown", platform.processor()):
-                model = line.split(":", 1)[1].strip()
-            elif line.startswith("flags"):
-                present = set(line.split(":", 1)[1].split())
-                flags = [f for f in VECTOR_FLAGS if f in present]
-                break
-    except OSError:
-        pass
-    return {"cpu_model": model, "vector_flags": flags, "cpu_count": os.cpu_count()}
 
 
 def build_reward(differentiable: bool, model=None, processor=None):
@@ -96,7 +79,7 @@ def main(argv=None) -> int:
         "model": "aesmamba-v-ava config (VMamba-T v0), RANDOM weights (timing only)",
         "scan_backend": scorer.model.config.vision_config.scan_backend,
         "input": f"{args.batch}x3x{args.size}x{args.size} in [-1, 1] -> 224x224 inside",
-        **cpu_description(),
+        "cpu": cpu_description(),
         "torch": torch.__version__,
         "threads": torch.get_num_threads(),
         "loadavg_before": load_before,

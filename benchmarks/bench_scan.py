@@ -22,6 +22,7 @@ import sys
 import time
 
 import torch
+from _cpu import cpu_description
 
 from aesmamba_hf.selective_scan import cross_selective_scan
 
@@ -150,7 +151,7 @@ def main(argv=None) -> int:
         "numba": selective_scan_cpu.numba.__version__,
         "numba_threading_layer": selective_scan_cpu.numba.threading_layer(),
         "threads": torch.get_num_threads(),
-        "cpu_count": os.cpu_count(),
+        "cpu": cpu_description(),
         "platform": platform.platform(),
         "loadavg_before": load_before,
         "loadavg_after": os.getloadavg(),

@@ -37,6 +37,7 @@ import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import torch  # noqa: E402
+from _cpu import cpu_description  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
@@ -241,8 +242,9 @@ def environment(device: torch.device) -> dict:
     if device.type == "cuda":
         info.update(name=torch.cuda.get_device_name(device), cuda=torch.version.cuda,
                     memory_gib=torch.cuda.get_device_properties(device).total_memory / 2**30)
-    else:
-        info["name"] = platform.processor() or platform.machine()
+    info["cpu"] = cpu_description()  # the host: on a GPU machine it feeds the GPU; on CPU it is the device
+    if device.type != "cuda":
+        info["name"] = info["cpu"]["model"]
     return info
 
 
