@@ -27,11 +27,12 @@ from torch import nn
 
 from ..image_processing_aesmamba import ImageLoadError
 from ..reward.preprocessing import PixelPreprocessor
+from .frozen import FrozenJudge
 from .loading import load_model
 from .predictor import Predictor, examples_from, overall_head_index
 
 
-class AestheticScorer(nn.Module):
+class AestheticScorer(FrozenJudge):
     """A frozen AesMamba model returning one score per image (see the module docstring). The wrapped model is
     frozen in place (``requires_grad=False``, eval mode): pass a copy to keep training the original.
 
@@ -43,9 +44,7 @@ class AestheticScorer(nn.Module):
 
     def __init__(self, model: nn.Module, processor: Any, head: Optional[str] = None, as_loss: bool = False):
         super().__init__()
-        self.model = model.eval()
-        for parameter in self.model.parameters():
-            parameter.requires_grad_(False)
+        self._hold_frozen(model)
         self.processor = processor
         self.as_loss = as_loss
         config = model.config
@@ -64,17 +63,6 @@ class AestheticScorer(nn.Module):
         self.pixels = PixelPreprocessor.from_processor(processor)
         self.input_size = self.pixels.size
         self.predictor = Predictor(self.model, processor)
-
-    def train(self, mode: bool = True) -> AestheticScorer:
-        """The scorer stays a frozen, deterministic judge: an enclosing ``.train()`` (a generator trained with it
-        as its loss) leaves the wrapped model in eval mode (no dropout, no drop-path)."""
-        super().train(mode)
-        self.model.eval()
-        return self
-
-    @property
-    def device(self) -> torch.device:
-        return next(self.model.parameters()).device
 
     def preprocess_tensor(self, images: torch.Tensor) -> torch.Tensor:
         """[0, 1] RGB (B, 3, H, W) → normalized model input, differentiably.

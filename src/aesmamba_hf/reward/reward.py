@@ -19,6 +19,7 @@ from typing import Any, Optional, Union
 import torch
 from torch import nn
 
+from ..inference.frozen import FrozenJudge
 from ..inference.loading import load_model
 from ..inference.predictor import overall_head_index
 from ..tasks import Task
@@ -46,7 +47,7 @@ def head_weights(config: Any, head: HeadSpec) -> dict[str, float]:
     return weights
 
 
-class AestheticReward(nn.Module):
+class AestheticReward(FrozenJudge):
     """A frozen AesMamba model that maps generator pixels to one reward per image.
 
     Args:
@@ -88,8 +89,7 @@ class AestheticReward(nn.Module):
             raise ValueError(f"autocast_dtype must be torch.bfloat16 or torch.float16, got {autocast_dtype}")
         if int(views) < 1 or not 0.0 < view_min_scale <= 1.0:
             raise ValueError(f"views must be >= 1 and view_min_scale in (0, 1], got {views}, {view_min_scale}")
-        self.model = model.eval()
-        self.model.requires_grad_(False)
+        self._hold_frozen(model)
         self.processor = processor
         self.preprocess = PixelPreprocessor.from_processor(processor)
         self.value_range = parse_value_range(value_range)
@@ -118,16 +118,6 @@ class AestheticReward(nn.Module):
         encoded = self.processor(images=None, comments=comments, users=None if user is None else [user],
                                  return_tensors="pt")
         return {k: v for k, v in encoded.items() if k in ("input_ids", "attention_mask", "token_type_ids")}
-
-    def train(self, mode: bool = True) -> AestheticReward:
-        """The judge stays deterministic inside a module being trained: the model remains in eval mode."""
-        super().train(mode)
-        self.model.eval()
-        return self
-
-    @property
-    def device(self) -> torch.device:
-        return next(self.model.parameters()).device
 
     @property
     def reward_range(self) -> tuple[float, float]:
