@@ -132,3 +132,36 @@ def test_default_models_export_and_compile_like_eager(variant):
     for key in ("scores", "integrated_features"):
         torch.testing.assert_close(exported[key], want[key], rtol=1e-5, atol=1e-5)
         torch.testing.assert_close(compiled[key], want[key], rtol=1e-5, atol=1e-5)
+
+
+def test_tiny_model_runs_the_fused_op_under_cpu_bf16_autocast():
+    """bf16 activations (autocast) and bf16 operands are cast up for the float32 kernel, gradients come back."""
+    from aesmamba_hf import AesMambaConfig, AesMambaForAestheticAssessment
+
+    torch.manual_seed(0)
+    config = AesMambaConfig.tiny(task="V")
+    config.vision_config.scan_backend = "fused"
+    model = AesMambaForAestheticAssessment(config).eval()
+    pixels = torch.randn(2, 3, 64, 64, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        want = model(pixel_values=pixels)["integrated_features"]
+    leaf = pixels.clone().requires_grad_()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        got = model(pixel_values=leaf)["integrated_features"]
+    got.float().sum().backward()
+    # bf16 keeps 8 bits of mantissa: 3 % of the feature scale is bf16 rounding through the tiny network, while a
+    # broken scan (wrong layout, lost direction) moves the features by their own size
+    assert (got.float() - want).abs().max() <= 0.03 * want.abs().max()
+    assert leaf.grad is not None and torch.isfinite(leaf.grad).all()
+
+
+def test_fused_scans_take_bf16_operands_and_answer_like_float32():
+    args32 = [a.detach() if isinstance(a, torch.Tensor) else a for a in _scan_args(save_ckpt=False)[:7]]
+    want = ss.selective_scan_fn(*args32[:6], delta_bias=args32[6], delta_softplus=True, backend="fused")
+    args16 = [a.bfloat16().requires_grad_() for a in args32]
+    got = ss.selective_scan_fn(*args16[:6], delta_bias=args16[6], delta_softplus=True, backend="fused")
+    assert got.dtype == torch.bfloat16  # u's dtype, as the reference and chunked scans return
+    got.float().sum().backward()
+    assert all(a.grad.dtype == torch.bfloat16 for a in args16)
+    # the operands themselves were rounded to bf16: compare at bf16's relative precision (2^-8) of the output scale
+    assert (got.float() - want).abs().max() <= 2**-8 * 8 * want.abs().max()

@@ -633,7 +633,10 @@ def fused_selective_scan(
     B, C = _match_groups(B, C, u.shape[1])
     D = u.new_zeros(u.shape[1], dtype=torch.float32) if D is None else D
     delta_bias = u.new_zeros(u.shape[1], dtype=torch.float32) if delta_bias is None else delta_bias
-    y, last = selective_scan_op(u, delta, A, B, C, D, delta_bias, bool(delta_softplus))
+    # the kernel computes in float32: bf16/fp16 operands (half weights, autocast) are cast up here, where
+    # autograd casts their gradients back, so the op only ever sees float32
+    operands = (t.float() for t in (u, delta, A, B, C, D, delta_bias))
+    y, last = selective_scan_op(*operands, bool(delta_softplus))
     y = y.to(u.dtype)
     if z is not None:
         y = y * torch.nn.functional.silu(z.to(y.dtype))
@@ -720,5 +723,8 @@ def fused_cross_selective_scan(
         raise RuntimeError(f"scan backend 'fused' runs on CPU tensors, got device {x.device}")
     check_cross_shapes(x, x_proj_weight, dt_projs_weight, A_logs)
     x = x.float()
+    # under autocast this matmul comes out bf16/fp16, as the other backends' projection does; the op, like
+    # every scan backend, then computes in float32 on float32 operands (autograd casts the gradients back)
     xdbl = torch.nn.functional.linear(x, x_proj_weight.float().flatten(0, 1))  # (b, H, W, K·E), by position
-    return cross_selective_scan_op(x, xdbl, dt_projs_weight, dt_projs_bias, -torch.exp(A_logs.float()), Ds)
+    return cross_selective_scan_op(x, xdbl.float(), dt_projs_weight.float(), dt_projs_bias.float(),
+                                   -torch.exp(A_logs.float()), Ds.float())
