@@ -107,15 +107,13 @@ def test_onnx_f_model_outputs_nine_attributes(tmp_path):
 
 def test_unrolled_scan_equals_reference_on_odd_map():
     """The ONNX formulation (chunks of ⌈√L⌉ steps, padded) against the sequential reference."""
-    from aesmamba_hf.hub.onnx_scan import cross_selective_scan_unrolled
-
     torch.manual_seed(0)
     d, n, r, k = 8, 4, 2, 4
     x = torch.randn(2, 5, 7, d)  # L = 35: chunks of 6, padded to 36
     params = (torch.randn(k, r + 2 * n, d) * 0.5, torch.randn(k, d, r) * 0.5, torch.randn(k, d),
               torch.log(torch.arange(1, n + 1).float()).repeat(k * d, 1), torch.randn(k * d))
     expected = cross_selective_scan(x.double(), *(p.double() for p in params), backend="reference")
-    got = cross_selective_scan_unrolled(x, *params)
+    got = cross_selective_scan(x, *params, backend="unrolled")
     assert got.dtype == torch.float32 and got.shape == x.shape
     torch.testing.assert_close(got.double(), expected.double(), rtol=1e-5, atol=1e-5)
 

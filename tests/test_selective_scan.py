@@ -57,6 +57,27 @@ def test_chunked_matches_reference_forward_and_gradients(batch, groups, d, n, le
         torch.testing.assert_close(g_chk[k], g_ref[k], rtol=1e-8, atol=1e-9, msg=k)
 
 
+@pytest.mark.parametrize(
+    "batch,groups,d,n,length,decay",
+    [(2, 4, 3, 5, 37, 1.0), (1, 1, 6, 4, 1, 1.0), (2, 2, 3, 2, 50, 300.0), (1, 4, 2, 3, 33, 1e-3), (1, 2, 2, 3, 36, 1.0)],
+)
+def test_unrolled_matches_reference_forward_and_gradients(batch, groups, d, n, length, decay):
+    """Chunks of ⌈√L⌉ steps, L a square or not (padded), one step, strong and weak decay."""
+    inputs = random_inputs(batch, groups, d, n, length, decay)
+    results = {}
+    for backend in ("reference", "unrolled"):
+        leaves = {k: v.clone().requires_grad_(True) for k, v in inputs.items()}
+        y, last = ss.selective_scan_fn(*leaves.values(), delta_softplus=True, return_last_state=True, backend=backend)
+        assert torch.isfinite(y).all() and torch.isfinite(last).all()
+        (y.square().sum() + last.sum()).backward()
+        results[backend] = (y.detach(), last.detach(), {k: leaf.grad for k, leaf in leaves.items()})
+    (y_ref, last_ref, g_ref), (y_unr, last_unr, g_unr) = results["reference"], results["unrolled"]
+    torch.testing.assert_close(y_unr, y_ref, rtol=1e-9, atol=1e-10)
+    torch.testing.assert_close(last_unr, last_ref, rtol=1e-9, atol=1e-10)
+    for k in inputs:
+        torch.testing.assert_close(g_unr[k], g_ref[k], rtol=1e-8, atol=1e-9, msg=k)
+
+
 def test_ungrouped_bc_equals_one_group():
     inputs = random_inputs(1, 1, 4, 3, 10)
     a = ss.selective_scan_reference(inputs["u"], inputs["delta"], inputs["A"], inputs["B"][:, 0], inputs["C"][:, 0])
@@ -77,7 +98,7 @@ def test_recurrence_by_hand_single_channel():
         dt = delta[0, 0, t].item()
         h = torch.exp(torch.tensor(dt * -0.7)).item() * h + dt * B[0, 0, t].item() * u[0, 0, t].item()
         expected.append(C[0, 0, t].item() * h + 0.25 * u[0, 0, t].item())
-    for backend in ("reference", "chunked"):
+    for backend in ("reference", "chunked", "unrolled"):
         y = ss.selective_scan_fn(u, delta, A, B, C, D, backend=backend)
         torch.testing.assert_close(y[0, 0], torch.tensor(expected, dtype=torch.float64))
 
@@ -112,7 +133,7 @@ def test_recurrence_by_hand_bias_softplus_gate_groups_and_last_state():
 
     args = (t64([u]), t64([delta]), t64(A), t64([B]), t64([C]))
     # the fused kernel is checked against the reference in test_selective_scan_fused.py
-    for backend in ("reference", "chunked"):
+    for backend in ("reference", "chunked", "unrolled"):
         y, last = ss.selective_scan_fn(*args, t64(D), t64([z]), t64(bias), delta_softplus=True,
                                        return_last_state=True, backend=backend)
         torch.testing.assert_close(y[0], t64(expected_y), rtol=1e-12, atol=1e-12, msg=backend)
@@ -132,7 +153,7 @@ def test_float32_inputs_keep_dtype_and_cross_scan_round_trip():
 def test_backend_resolution_and_errors():
     assert ss.resolve_backend("reference", torch.device("cpu")) == "reference"
     cpu_auto = ss.resolve_backend("auto", torch.device("cpu"))
-    assert cpu_auto == ("fused" if ss.fused_backend_available() else "chunked")
+    assert cpu_auto == ("fused" if ss.fused_backend_available() else "unrolled")
     if not ss.MAMBA_SSM_AVAILABLE and not ss.triton_importable():  # triton first on CUDA (issue 22)
         assert ss.resolve_backend("auto", torch.device("cuda")) == "chunked"
     with pytest.raises(ValueError, match="unknown scan backend"):

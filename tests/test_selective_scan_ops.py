@@ -106,7 +106,7 @@ def test_auto_picks_the_op_on_cpu_and_the_pure_tensor_scan_under_onnx_export(mon
     cpu = torch.device("cpu")
     assert ss.resolve_backend("auto", cpu) == "fused"
     monkeypatch.setattr(torch.onnx, "is_in_onnx_export", lambda: True)
-    assert ss.resolve_backend("auto", cpu) == "chunked"
+    assert ss.resolve_backend("auto", cpu) == "unrolled"
     assert ss.resolve_backend("fused", cpu) == "fused"  # an explicit choice is kept
 
 

@@ -42,7 +42,7 @@ class VMambaConfig(PretrainedConfig):
         dt_min, dt_max, dt_init_floor: range of the initial Δ (S6 initialisation).
         initializer_range: std of the truncated normal for linear layers.
         scan_backend: default selective-scan backend, one of ``"auto"``, ``"fused"``, ``"chunked"``,
-            ``"reference"``, ``"mamba_ssm"`` (see ``selective_scan.py``), read at every call. Not a model
+            ``"unrolled"``, ``"reference"``, ``"mamba_ssm"``, ``"triton"`` (see ``selective_scan.py``), read at every call. Not a model
             property: ``model.set_scan_backend`` overrides it for one model object without changing this field.
     """
 

@@ -4,6 +4,9 @@ One signature (mamba-ssm's ``selective_scan_fn``, B/C grouped per scan direction
 
 * ``"reference"`` – sequential loop over time; the test oracle (float64-capable, slow).
 * ``"chunked"``   – pure PyTorch, chunk-parallel in log space; safe for any decay (no overflow, no NaN).
+* ``"unrolled"``  – pure PyTorch, all chunks of ⌈√L⌉ steps scanned at once, step by step; safe for any decay;
+  a few times faster than ``"chunked"`` on CPU and a small graph: what ONNX export traces, and the CPU
+  fallback without numba.
 * ``"mamba_ssm"`` – the CUDA kernel of ``mamba-ssm``, imported guardedly (it does not import without
   its CUDA extension, and that must never break ``import aesmamba_hf``).
 * ``"fused"``     – the fused CPU kernel (numba) in :mod:`selective_scan_cpu`, forward and backward.
@@ -11,7 +14,7 @@ One signature (mamba-ssm's ``selective_scan_fn``, B/C grouped per scan direction
   ``TRITON_INTERPRET=1``, Triton's interpreter, for tests), forward and backward.
 * ``"auto"``      – picked per call by :func:`resolve_backend`: on CUDA triton when importable, else mamba_ssm
   when importable, else chunked; on CPU the fused op (``aesmamba::…``, registered in :mod:`selective_scan_ops`,
-  so ``torch.compile`` and ``torch.export`` trace it) when numba imports; the pure-tensor chunked scan under
+  so ``torch.compile`` and ``torch.export`` trace it) when numba imports; the pure-tensor unrolled scan under
   ONNX export or without numba.
 
 Shapes (grouped B/C as used by VMamba, one group per scan direction)::
@@ -27,6 +30,7 @@ This module only imports from its own folder so that remote-code checkpoints can
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Optional
 
@@ -37,7 +41,7 @@ import torch.nn.functional as F
 # so that remote-code export finds the file
 from .selective_scan_ops import NAMESPACE as _OPS_NAMESPACE  # noqa: F401
 
-SCAN_BACKENDS = ("auto", "reference", "chunked", "fused", "mamba_ssm", "triton")
+SCAN_BACKENDS = ("auto", "reference", "chunked", "unrolled", "fused", "mamba_ssm", "triton")
 
 try:  # optional CUDA fast path; any failure (missing triton, missing extension) just disables it
     from mamba_ssm.ops.selective_scan_interface import selective_scan_fn as _mamba_selective_scan_fn
@@ -64,14 +68,20 @@ def _expand_groups(BC: torch.Tensor, channels: int) -> torch.Tensor:
     return BC.repeat_interleave(channels // groups, dim=1)
 
 
-def _prepare(u, delta, A, B, C, delta_bias, delta_softplus):
-    """Common front of the PyTorch scans: compute dtype, Δ = softplus(Δ + bias), B/C per channel."""
+def _prepare_grouped(u, delta, A, B, C, delta_bias, delta_softplus):
+    """Common front of the PyTorch scans: compute dtype, Δ = softplus(Δ + bias), B/C as (b, G, N, L)."""
     compute = torch.promote_types(u.dtype, torch.float32)
     u, delta, A, B, C = (t.to(compute) for t in (u, delta, A, B, C))
     if delta_bias is not None:
         delta = delta + delta_bias.to(compute)[None, :, None]
     if delta_softplus:
         delta = F.softplus(delta)
+    return u, delta, A, (B.unsqueeze(1) if B.dim() == 3 else B), (C.unsqueeze(1) if C.dim() == 3 else C)
+
+
+def _prepare(u, delta, A, B, C, delta_bias, delta_softplus):
+    """:func:`_prepare_grouped` with B/C repeated per channel: (b, c, N, L)."""
+    u, delta, A, B, C = _prepare_grouped(u, delta, A, B, C, delta_bias, delta_softplus)
     channels = u.shape[1]
     return u, delta, A, _expand_groups(B, channels), _expand_groups(C, channels)
 
@@ -153,6 +163,69 @@ def selective_scan_chunked(
     return _finish(torch.cat(ys, dim=-1), u, D, z, dtype_in, h, return_last_state)
 
 
+def _steps(t: torch.Tensor, chunks: int, steps: int, state_axis: bool) -> list[torch.Tensor]:
+    """(b, G, X, L) → ``steps`` tensors shaped to broadcast against the state (b, G, d, chunks, N): position
+    ``k·steps + s`` is chunk k, step s. ``state_axis``: X is the state axis N (B, C), else the channels d."""
+    b, k, x, length = t.shape
+    pad = chunks * steps - length
+    if pad:  # padded positions carry Δ = 0 (no decay, no input) and come after every real one
+        t = F.pad(t, (0, pad))
+    t = t.reshape(b, k, x, chunks, steps)
+    t = t.permute(0, 1, 3, 2, 4).unsqueeze(2) if state_axis else t.unsqueeze(4)  # (b,G,1,n,N,T) / (b,G,d,n,1,T)
+    return list(t.unbind(-1))
+
+
+def selective_scan_unrolled(
+    u: torch.Tensor,
+    delta: torch.Tensor,
+    A: torch.Tensor,
+    B: torch.Tensor,
+    C: torch.Tensor,
+    D: Optional[torch.Tensor] = None,
+    z: Optional[torch.Tensor] = None,
+    delta_bias: Optional[torch.Tensor] = None,
+    delta_softplus: bool = False,
+    return_last_state: bool = False,
+):
+    """All chunks at once, one step at a time: the L positions split into ``n`` chunks of T = ⌈√L⌉ steps,
+
+    1. every chunk scanned from a zero state (all chunks in parallel): h_t = exp(Δ_t·A)·h_{t-1} + Δ_t·u_t·B_t;
+    2. the state entering each chunk, sequentially over the chunks: H_{k+1} = exp(A·ΣΔ_k)·H_k + h_end,k;
+    3. every position corrected by its chunk's entering state: y_t = C_t·(h_t + exp(A·cumΔ_t)·H_k).
+
+    The sequential recurrence regrouped (every exponent ≤ 0: nothing overflows whatever the decay), ~2·√L
+    element-wise steps on (b, G, d, n, N) tensors with B/C kept per group: a small, fast graph in eager mode and
+    in ONNX (what :func:`resolve_backend` picks under ONNX export). Batch stays a free axis; L is fixed by tracing.
+    """
+    dtype_in = u.dtype
+    u, delta, A, B, C = _prepare_grouped(u, delta, A, B, C, delta_bias, delta_softplus)
+    batch, channels, length = u.shape
+    groups = math.lcm(B.shape[1], C.shape[1])
+    if channels % groups != 0:
+        raise ValueError(f"{channels} channels cannot be split into {groups} groups of B/C")
+    B, C = (t.repeat_interleave(groups // t.shape[1], dim=1) for t in (B, C))
+    d, n_state = channels // groups, A.shape[1]
+    steps = math.isqrt(length - 1) + 1 if length > 1 else 1
+    chunks = -(-length // steps)
+    u4, delta4 = u.view(batch, groups, d, length), delta.view(batch, groups, d, length)
+    A5 = A.view(1, groups, d, 1, n_state)  # broadcast over batch and chunks
+    ds, dus = _steps(delta4, chunks, steps, False), _steps(delta4 * u4, chunks, steps, False)
+    Bs, Cs = _steps(B, chunks, steps, True), _steps(C, chunks, steps, True)
+    h, local = None, []
+    for d_t, du_t, B_t, C_t in zip(ds, dus, Bs, Cs):  # 1.
+        h = du_t * B_t if h is None else torch.exp(d_t * A5) * h + du_t * B_t  # (b, G, d, chunks, N)
+        local.append((h * C_t).sum(-1))
+    cum = torch.stack(ds, dim=-1).cumsum(-1)  # (b, G, d, chunks, 1, T): Δ summed from the chunk start
+    chunk_decay = torch.exp(cum[..., -1] * A5)  # (b, G, d, chunks, N)
+    entering = [torch.zeros_like(h[:, :, :, 0])]
+    for k in range(chunks):  # 2. (the state after the last chunk is the last state: padding keeps it)
+        entering.append(chunk_decay[:, :, :, k] * entering[-1] + h[:, :, :, k])
+    H = torch.stack(entering[:-1], dim=3)
+    ys = [y_t + (torch.exp(cum[..., s] * A5) * H * C_t).sum(-1) for s, (y_t, C_t) in enumerate(zip(local, Cs))]
+    y = torch.stack(ys, dim=-1).flatten(-2)[..., :length].reshape(batch, channels, length)  # 3.
+    return _finish(y, u, D, z, dtype_in, entering[-1].reshape(batch, channels, n_state), return_last_state)
+
+
 def _selective_scan_mamba_ssm(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False,
                               return_last_state=False):
     if not MAMBA_SSM_AVAILABLE:
@@ -198,10 +271,10 @@ def _cuda_backend() -> str:
 
 def resolve_backend(backend: str, device: torch.device) -> str:
     """Map ``"auto"`` to a concrete backend for tensors on ``device``, per call (as transformers' Mamba
-    picks its kernel): CUDA → the GPU kernels; ONNX export → ``"chunked"`` (pure tensor ops, since ONNX
-    runtimes cannot run the registered CPU op); CPU → ``"fused"`` (the registered op
+    picks its kernel): CUDA → the GPU kernels; ONNX export → ``"unrolled"`` (pure tensor ops, since ONNX
+    runtimes cannot run the registered CPU op, in a small graph); CPU → ``"fused"`` (the registered op
     ``aesmamba::cross_selective_scan``, also under ``torch.compile`` / ``torch.export``) when numba imports;
-    ``"chunked"`` otherwise. Nothing is read from or written to a config."""
+    ``"unrolled"`` otherwise. Nothing is read from or written to a config."""
     if backend not in SCAN_BACKENDS:
         raise ValueError(f"unknown scan backend {backend!r}; choose one of {SCAN_BACKENDS}")
     if backend != "auto":
@@ -209,10 +282,10 @@ def resolve_backend(backend: str, device: torch.device) -> str:
     if device.type == "cuda":
         return _cuda_backend()
     if torch.onnx.is_in_onnx_export():
-        return "chunked"
+        return "unrolled"
     if device.type == "cpu" and fused_backend_available():
         return "fused"
-    return "chunked"
+    return "unrolled"
 
 
 def _selective_scan_triton(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False,
@@ -225,6 +298,7 @@ def _selective_scan_triton(u, delta, A, B, C, D=None, z=None, delta_bias=None, d
 _BACKENDS: dict[str, Callable] = {
     "reference": selective_scan_reference,
     "chunked": selective_scan_chunked,
+    "unrolled": selective_scan_unrolled,
     "mamba_ssm": _selective_scan_mamba_ssm,
     "fused": _selective_scan_fused,
     "triton": _selective_scan_triton,
@@ -334,6 +408,7 @@ __all__ = [
     "selective_scan_fn",
     "selective_scan_reference",
     "selective_scan_chunked",
+    "selective_scan_unrolled",
     "cross_scan",
     "cross_merge",
     "cross_selective_scan",

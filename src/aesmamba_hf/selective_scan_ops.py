@@ -17,7 +17,7 @@ checkpoints too when the forward did not keep them.
 
 What an exported program contains: these ops. Torch-side runtimes (``torch.export`` + AOTInductor, the
 ``torch.compile`` cache) run them as long as this module is imported; runtimes without Python (ONNX) need
-the pure-tensor ``"chunked"`` scan, which :func:`selective_scan.resolve_backend` picks during ONNX export.
+the pure-tensor ``"unrolled"`` scan, which :func:`selective_scan.resolve_backend` picks during ONNX export.
 
 Only torch is imported here: the kernels (numba) load on the first real call. Same-folder imports only.
 """

@@ -16,9 +16,9 @@
 Exporter: ``torch.onnx.export(..., dynamo=True)`` (torch.export + onnxscript), the default of torch ≥ 2.9;
 the TorchScript exporter is deprecated there. The selective scan cannot go into ONNX as the fused CPU kernel
 (numba) or a CUDA kernel, so the graph carries a pure-tensor formulation of it: by default
-:func:`.onnx_scan.cross_selective_scan_unrolled` (chunks of √L steps scanned in parallel; ~30× faster than the
-package's ``"chunked"`` backend and far smaller as a graph), or, with ``scan="chunked"``, the model's own
-pure-PyTorch backend. The caller's model is left as it was (scan backend, weights, mode).
+the scan backend ``"unrolled"`` of :mod:`aesmamba_hf.selective_scan` (chunks of √L steps scanned in parallel;
+faster than the ``"chunked"`` backend and far smaller as a graph; what ``"auto"`` picks under ONNX export), or,
+with ``scan="chunked"``, the ``"chunked"`` backend. The caller's model is left as it was (scan backend, weights, mode).
 
 Tasks M and P read text (comments, a user profile turned into a prompt, through BERT and a tokenizer) and
 score an example without text through another path of the model; they are refused here with that reason.
@@ -85,32 +85,27 @@ def _output_names(model: AesMambaForAestheticAssessment, image_size: tuple[int, 
 
 
 @contextlib.contextmanager
-def _scan_for_export(model: AesMambaForAestheticAssessment, scan: str) -> Iterator[list[int]]:
-    """Route every SS2D of ``model`` through a pure-tensor scan while the exporter traces it; restore the
-    caller's backend (and the module's scan function) afterwards. Yields a one-item call counter so that the
-    export can check the formulation was really traced."""
-    from .. import modeling_vmamba
-    from .onnx_scan import cross_selective_scan_unrolled
-
-    calls = [0]
-    original = getattr(modeling_vmamba, "cross_selective_scan", None)
-    if scan == "unrolled" and original is None:
-        raise ExportError("modeling_vmamba no longer calls cross_selective_scan; update hub/onnx_export.py")
-
-    def traced(*args: Any, **kwargs: Any) -> torch.Tensor:
-        calls[0] += 1
-        return cross_selective_scan_unrolled(*args, **kwargs)
-
+def _scan_for_export(model: AesMambaForAestheticAssessment, scan: str) -> Iterator[None]:
+    """Route every SS2D of ``model`` through the pure-tensor scan backend ``scan`` while the exporter traces it;
+    restore the caller's backend afterwards."""
     previous = model.get_scan_backend()
-    model.set_scan_backend("chunked")  # pure tensors for anything the patch below does not reach
-    if scan == "unrolled":
-        modeling_vmamba.cross_selective_scan = traced
+    model.set_scan_backend(scan)
     try:
-        yield calls
+        yield
     finally:
-        if scan == "unrolled":
-            modeling_vmamba.cross_selective_scan = original
         model.set_scan_backend(previous)
+
+
+def _check_no_custom_op(path: Path) -> None:
+    """The graph must hold standard ONNX ops only: an ``aesmamba::`` node (the fused CPU op) runs nowhere else."""
+    import onnx
+
+    proto = onnx.load(str(path), load_external_data=False)
+    nodes = [*proto.graph.node, *(node for function in proto.functions for node in function.node)]
+    custom = sorted({f"{n.domain}::{n.op_type}" for n in nodes if "aesmamba" in f"{n.domain}::{n.op_type}".lower()})
+    if custom:
+        raise ExportError(f"the ONNX graph contains the package's custom op(s) {custom}, which ONNX runtimes "
+                          "cannot run (the model's scan dispatch changed); update aesmamba_hf/hub/onnx_export.py")
 
 
 def _image_size(processor: Any) -> tuple[int, int]:
@@ -228,7 +223,7 @@ def export_onnx(
         processor: the processor of an in-memory model (default: its dataset's default preprocessing).
         weights: an official ``.pth`` checkpoint to convert into the variant / folder config.
         opset: ONNX opset (default: the exporter's).
-        scan: ``"unrolled"`` (default) or ``"chunked"`` (the model's own pure-PyTorch backend; slower).
+        scan: the pure-PyTorch scan backend traced: ``"unrolled"`` (default) or ``"chunked"`` (slower).
         check: run the graph in onnxruntime on batches of 1 and 2 random images and compare with torch;
             a difference above ``tolerance`` is an :class:`ExportError` (nothing written).
     """
@@ -260,11 +255,9 @@ def export_onnx(
 
     with atomic_output_dir(out, overwrite=True) as staging:
         onnx_path = staging / ONNX_FILE
-        with _scan_for_export(model, scan) as calls, torch.no_grad():
+        with _scan_for_export(model, scan), torch.no_grad():
             _trace(model, outputs, image_size, onnx_path, opset)
-        if scan == "unrolled" and calls[0] == 0:
-            raise ExportError("the ONNX scan formulation was not traced (the model's scan dispatch changed); "
-                              "update aesmamba_hf/hub/onnx_export.py")
+        _check_no_custom_op(onnx_path)
         max_diff = None
         if check:
             generator = torch.Generator().manual_seed(0)
