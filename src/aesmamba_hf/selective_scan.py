@@ -68,6 +68,46 @@ def _expand_groups(BC: torch.Tensor, channels: int) -> torch.Tensor:
     return BC.repeat_interleave(channels // groups, dim=1)
 
 
+def match_groups(B: torch.Tensor, C: torch.Tensor, chans: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """B, C → (batch, G, N, L) with the same G (a common multiple of theirs), which must divide ``chans``."""
+    B = B.unsqueeze(1) if B.dim() == 3 else B
+    C = C.unsqueeze(1) if C.dim() == 3 else C
+    if B.dim() != 4 or C.dim() != 4:
+        raise ValueError(f"selective scan: B and C must be (batch, G, N, L) or (batch, N, L); got "
+                         f"{tuple(B.shape)} and {tuple(C.shape)}")
+    groups = math.lcm(B.shape[1], C.shape[1])
+    if chans % groups != 0:
+        raise ValueError(f"selective scan: {chans} channels cannot be split into {groups} groups of B/C")
+    return B.repeat_interleave(groups // B.shape[1], dim=1), C.repeat_interleave(groups // C.shape[1], dim=1)
+
+
+def check_scan_operands(u: torch.Tensor, delta: torch.Tensor, A: torch.Tensor, B: torch.Tensor,
+                        C: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Clear errors for inconsistent 1-D scan operands (before a kernel runs); returns B, C grouped alike
+    (:func:`match_groups`). Shared by the kernel backends (fused, triton)."""
+    if u.dim() != 3 or delta.shape != u.shape:
+        raise ValueError(f"selective scan: u and delta must both be (batch, channels, L); got {tuple(u.shape)} "
+                         f"and {tuple(delta.shape)}")
+    if A.dim() != 2 or A.shape[0] != u.shape[1] or A.is_complex():
+        raise ValueError(f"selective scan: A must be real (channels={u.shape[1]}, N); got {tuple(A.shape)}")
+    return match_groups(B, C, u.shape[1])
+
+
+def check_cross_shapes(x, x_proj_weight, dt_projs_weight, A_logs) -> None:
+    """Clear errors for inconsistent SS2D parameter shapes (before any kernel runs)."""
+    if x.dim() != 4:
+        raise ValueError(f"cross selective scan: x must be (batch, H, W, D), got {tuple(x.shape)}")
+    n_dirs, n_proj, chans = x_proj_weight.shape
+    rank, n_state = dt_projs_weight.shape[2], A_logs.shape[1]
+    if n_dirs != 4:
+        raise ValueError(f"cross selective scan: expected 4 scan directions, x_proj_weight has {n_dirs}")
+    if (chans != x.shape[3] or n_proj != rank + 2 * n_state or rank < 1
+            or tuple(dt_projs_weight.shape[:2]) != (n_dirs, chans)):
+        raise ValueError(f"cross selective scan: inconsistent shapes x {tuple(x.shape)}, x_proj_weight "
+                         f"{tuple(x_proj_weight.shape)}, dt_projs_weight {tuple(dt_projs_weight.shape)}, "
+                         f"A_logs {tuple(A_logs.shape)}")
+
+
 def _prepare_grouped(u, delta, A, B, C, delta_bias, delta_softplus):
     """Common front of the PyTorch scans: compute dtype, Δ = softplus(Δ + bias), B/C as (b, G, N, L)."""
     compute = torch.promote_types(u.dtype, torch.float32)
@@ -200,10 +240,8 @@ def selective_scan_unrolled(
     dtype_in = u.dtype
     u, delta, A, B, C = _prepare_grouped(u, delta, A, B, C, delta_bias, delta_softplus)
     batch, channels, length = u.shape
-    groups = math.lcm(B.shape[1], C.shape[1])
-    if channels % groups != 0:
-        raise ValueError(f"{channels} channels cannot be split into {groups} groups of B/C")
-    B, C = (t.repeat_interleave(groups // t.shape[1], dim=1) for t in (B, C))
+    B, C = match_groups(B, C, channels)
+    groups = B.shape[1]
     d, n_state = channels // groups, A.shape[1]
     steps = math.isqrt(length - 1) + 1 if length > 1 else 1
     chunks = -(-length // steps)
@@ -413,6 +451,9 @@ __all__ = [
     "cross_merge",
     "cross_selective_scan",
     "resolve_backend",
+    "match_groups",
+    "check_scan_operands",
+    "check_cross_shapes",
     "fused_backend_available",
     "softplus_inverse",
 ]

@@ -25,13 +25,14 @@ Only same-folder imports: transformers copies this file flat into remote-code ch
 
 from __future__ import annotations
 
-import math
 import warnings
 from functools import lru_cache
 from typing import Optional
 
 import numpy as np
 import torch
+
+from .selective_scan import check_cross_shapes, check_scan_operands
 
 try:
     import numba
@@ -584,22 +585,6 @@ def scan_backward(dy, dlast, u, delta, A, B, C, D, delta_bias, ckpt, softplus: b
             dbc[:, :, :n_state].contiguous(), dbc[:, :, n_state:].contiguous(), dD.reshape(-1), ddelta.sum((0, 2)))
 
 
-def _match_groups(B: torch.Tensor, C: torch.Tensor, chans: int) -> tuple[torch.Tensor, torch.Tensor]:
-    B = B.unsqueeze(1) if B.dim() == 3 else B
-    C = C.unsqueeze(1) if C.dim() == 3 else C
-    if B.dim() != 4 or C.dim() != 4:
-        raise ValueError(f"selective scan: B and C must be (batch, G, N, L) or (batch, N, L); got "
-                         f"{tuple(B.shape)} and {tuple(C.shape)}")
-    groups = math.lcm(B.shape[1], C.shape[1])
-    if chans % groups != 0:
-        raise ValueError(f"selective scan: {chans} channels cannot be split into {groups} groups of B/C")
-    if B.shape[1] != groups:
-        B = B.repeat_interleave(groups // B.shape[1], dim=1)
-    if C.shape[1] != groups:
-        C = C.repeat_interleave(groups // C.shape[1], dim=1)
-    return B, C
-
-
 def fused_selective_scan(
     u: torch.Tensor,
     delta: torch.Tensor,
@@ -625,12 +610,7 @@ def fused_selective_scan(
         raise RuntimeError("scan backend 'fused' needs numba; install numba or use backend='chunked'")
     if u.device.type != "cpu":
         raise RuntimeError(f"scan backend 'fused' runs on CPU tensors, got device {u.device}")
-    if u.dim() != 3 or delta.shape != u.shape:
-        raise ValueError(f"selective scan: u and delta must both be (batch, channels, L); got {tuple(u.shape)} "
-                         f"and {tuple(delta.shape)}")
-    if A.dim() != 2 or A.shape[0] != u.shape[1] or A.is_complex():
-        raise ValueError(f"selective scan: A must be real (channels={u.shape[1]}, N); got {tuple(A.shape)}")
-    B, C = _match_groups(B, C, u.shape[1])
+    B, C = check_scan_operands(u, delta, A, B, C)
     D = u.new_zeros(u.shape[1], dtype=torch.float32) if D is None else D
     delta_bias = u.new_zeros(u.shape[1], dtype=torch.float32) if delta_bias is None else delta_bias
     # the kernel computes in float32: bf16/fp16 operands (half weights, autocast) are cast up here, where
@@ -683,21 +663,6 @@ def cross_scan_backward(dy, x, xdbl, dt_projs_weight, dt_projs_bias, A, Ds, ckpt
     du4, dxdbl, dA, dD, dbias, ddtw = problem.backward(ckpt, dout4, dlast)
     return (du4.view(x.shape), dxdbl.view(xdbl.shape), ddtw.transpose(1, 2).contiguous(), dbias,
             dA.transpose(1, 2).reshape(n_dirs * chans, n_state), dD.reshape(-1))
-
-
-def check_cross_shapes(x, x_proj_weight, dt_projs_weight, A_logs) -> None:
-    """Clear errors for inconsistent SS2D parameter shapes (before any kernel runs)."""
-    if x.dim() != 4:
-        raise ValueError(f"cross selective scan: x must be (batch, H, W, D), got {tuple(x.shape)}")
-    n_dirs, n_proj, chans = x_proj_weight.shape
-    rank, n_state = dt_projs_weight.shape[2], A_logs.shape[1]
-    if n_dirs != 4:
-        raise ValueError(f"cross selective scan: expected 4 scan directions, x_proj_weight has {n_dirs}")
-    if (chans != x.shape[3] or n_proj != rank + 2 * n_state or rank < 1
-            or tuple(dt_projs_weight.shape[:2]) != (n_dirs, chans)):
-        raise ValueError(f"cross selective scan: inconsistent shapes x {tuple(x.shape)}, x_proj_weight "
-                         f"{tuple(x_proj_weight.shape)}, dt_projs_weight {tuple(dt_projs_weight.shape)}, "
-                         f"A_logs {tuple(A_logs.shape)}")
 
 
 def fused_cross_selective_scan(

@@ -32,7 +32,6 @@ and the backend raises a clear error.
 from __future__ import annotations
 
 import importlib.util
-import math
 import os
 import types
 from dataclasses import dataclass
@@ -534,19 +533,6 @@ class _TritonScanFn(torch.autograd.Function):
         return (*grads, None, None)
 
 
-def _match_groups(B: torch.Tensor, C: torch.Tensor, chans: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """B, C → (batch, G, N, L) with the same G (a common multiple), dividing ``chans``."""
-    B = B.unsqueeze(1) if B.dim() == 3 else B
-    C = C.unsqueeze(1) if C.dim() == 3 else C
-    if B.dim() != 4 or C.dim() != 4:
-        raise ValueError(f"selective scan: B and C must be (batch, G, N, L) or (batch, N, L); got "
-                         f"{tuple(B.shape)} and {tuple(C.shape)}")
-    groups = math.lcm(B.shape[1], C.shape[1])
-    if chans % groups != 0:
-        raise ValueError(f"selective scan: {chans} channels cannot be split into {groups} groups of B/C")
-    return (B.repeat_interleave(groups // B.shape[1], dim=1), C.repeat_interleave(groups // C.shape[1], dim=1))
-
-
 def triton_selective_scan(
     u: torch.Tensor,
     delta: torch.Tensor,
@@ -566,13 +552,10 @@ def triton_selective_scan(
     dtype, plus the last state (batch, G·D, N) if ``return_last_state``. CUDA tensors, or CPU tensors under
     ``TRITON_INTERPRET=1``.
     """
+    from .selective_scan import check_scan_operands  # here: selective_scan imports this module
+
     check_triton_tensors(u.device)
-    if u.dim() != 3 or delta.shape != u.shape:
-        raise ValueError(f"selective scan: u and delta must both be (batch, channels, L); got {tuple(u.shape)} "
-                         f"and {tuple(delta.shape)}")
-    if A.dim() != 2 or A.shape[0] != u.shape[1] or A.is_complex():
-        raise ValueError(f"selective scan: A must be real (channels={u.shape[1]}, N); got {tuple(A.shape)}")
-    B, C = _match_groups(B, C, u.shape[1])
+    B, C = check_scan_operands(u, delta, A, B, C)
     save_ckpt = _grad_enabled(u, delta, A, B, C, D, delta_bias)
     y, last = _TritonScanFn.apply(u, delta, A, B, C, D, delta_bias, bool(delta_softplus), save_ckpt)
     y = y.to(u.dtype)
@@ -653,18 +636,11 @@ def triton_cross_selective_scan(
     The x projection is one matmul on the map (autocast applies to it); the Δ projection runs inside the
     kernel and the kernel reads the map through the four direction index maps.
     """
+    from .selective_scan import check_cross_shapes  # here: selective_scan imports this module
+
     check_triton_tensors(x.device)
-    if x.dim() != 4:
-        raise ValueError(f"cross selective scan: x must be (batch, H, W, D), got {tuple(x.shape)}")
+    check_cross_shapes(x, x_proj_weight, dt_projs_weight, A_logs)
     n_dirs, n_proj, chans = x_proj_weight.shape
-    rank, n_state = dt_projs_weight.shape[2], A_logs.shape[1]
-    if n_dirs != 4:
-        raise ValueError(f"cross selective scan: expected 4 scan directions, x_proj_weight has {n_dirs}")
-    if (chans != x.shape[3] or n_proj != rank + 2 * n_state or rank < 1
-            or tuple(dt_projs_weight.shape[:2]) != (n_dirs, chans)):
-        raise ValueError(f"cross selective scan: inconsistent shapes x {tuple(x.shape)}, x_proj_weight "
-                         f"{tuple(x_proj_weight.shape)}, dt_projs_weight {tuple(dt_projs_weight.shape)}, "
-                         f"A_logs {tuple(A_logs.shape)}")
     batch, height, width, _ = x.shape
     xf = x.reshape(batch, height * width, chans)
     xdbl = torch.nn.functional.linear(xf, x_proj_weight.reshape(n_dirs * n_proj, chans))
