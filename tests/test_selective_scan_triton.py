@@ -166,7 +166,7 @@ def test_triton_backend_needs_cuda_or_the_interpreter(monkeypatch):
 
 def test_triton_is_auto_on_cuda_only(monkeypatch):
     assert scan.resolve_backend("auto", torch.device("cuda")) == "triton"
-    assert scan.resolve_backend("auto", torch.device("cpu")) in ("fused", "chunked")  # CPU: unchanged
+    assert scan.resolve_backend("auto", torch.device("cpu")) in ("fused", "unrolled")  # CPU: unchanged
     monkeypatch.setattr(scan, "triton_importable", lambda: False)
     assert scan.resolve_backend("auto", torch.device("cuda")) == ("mamba_ssm" if scan.MAMBA_SSM_AVAILABLE
                                                                   else "chunked")

@@ -607,7 +607,7 @@ def fused_selective_scan(
     from .selective_scan_ops import selective_scan_op
 
     if not NUMBA_AVAILABLE:
-        raise RuntimeError("scan backend 'fused' needs numba; install numba or use backend='chunked'")
+        raise RuntimeError("scan backend 'fused' needs numba; install numba or use backend='unrolled'")
     if u.device.type != "cpu":
         raise RuntimeError(f"scan backend 'fused' runs on CPU tensors, got device {u.device}")
     B, C = check_scan_operands(u, delta, A, B, C)
@@ -683,7 +683,7 @@ def fused_cross_selective_scan(
     from .selective_scan_ops import cross_selective_scan_op
 
     if not NUMBA_AVAILABLE:
-        raise RuntimeError("scan backend 'fused' needs numba; install numba or use backend='chunked'")
+        raise RuntimeError("scan backend 'fused' needs numba; install numba or use backend='unrolled'")
     if x.device.type != "cpu":
         raise RuntimeError(f"scan backend 'fused' runs on CPU tensors, got device {x.device}")
     check_cross_shapes(x, x_proj_weight, dt_projs_weight, A_logs)

@@ -43,7 +43,7 @@ _OVERRIDES: dict[str, tuple[str, Any, str]] = {
     "--validation-fraction": ("validation_fraction", float, "share of train carved into validation"),
     "--seed": ("seed", int, "random seed (also of the validation carve)"),
     "--workers": ("dataloader_num_workers", int, "DataLoader worker processes"),
-    "--scan-backend": ("scan_backend", str, "selective-scan backend (auto, fused, chunked, reference, mamba_ssm)"),
+    "--scan-backend": ("scan_backend", str, "selective-scan backend (auto, fused, unrolled, chunked, reference, triton, mamba_ssm)"),
     "--metric": ("metric_for_best_model", str, "validation metric selecting the best checkpoint"),
 }
 
