@@ -108,6 +108,18 @@ def check_cross_shapes(x, x_proj_weight, dt_projs_weight, A_logs) -> None:
                          f"A_logs {tuple(A_logs.shape)}")
 
 
+def finish_kernel_output(y: torch.Tensor, last: torch.Tensor, u: torch.Tensor, z: Optional[torch.Tensor],
+                         return_last_state: bool):
+    """Common tail of the kernel backends (fused, triton; their kernels already add D·u): y in u's dtype, the
+    SiLU(z) gate, and the last state in u's dtype promoted to at least float32."""
+    y = y.to(u.dtype)
+    if z is not None:
+        y = y * F.silu(z.to(y.dtype))
+    if return_last_state:
+        return y, last.to(torch.promote_types(u.dtype, torch.float32))
+    return y
+
+
 def _prepare_grouped(u, delta, A, B, C, delta_bias, delta_softplus):
     """Common front of the PyTorch scans: compute dtype, Δ = softplus(Δ + bias), B/C as (b, G, N, L)."""
     compute = torch.promote_types(u.dtype, torch.float32)
@@ -454,6 +466,7 @@ __all__ = [
     "match_groups",
     "check_scan_operands",
     "check_cross_shapes",
+    "finish_kernel_output",
     "fused_backend_available",
     "softplus_inverse",
 ]

@@ -32,7 +32,7 @@ from typing import Optional
 import numpy as np
 import torch
 
-from .selective_scan import check_cross_shapes, check_scan_operands
+from .selective_scan import check_cross_shapes, check_scan_operands, finish_kernel_output
 
 try:
     import numba
@@ -617,12 +617,7 @@ def fused_selective_scan(
     # autograd casts their gradients back, so the op only ever sees float32
     operands = (t.float() for t in (u, delta, A, B, C, D, delta_bias))
     y, last = selective_scan_op(*operands, bool(delta_softplus))
-    y = y.to(u.dtype)
-    if z is not None:
-        y = y * torch.nn.functional.silu(z.to(y.dtype))
-    if return_last_state:
-        return y, last.to(torch.promote_types(u.dtype, torch.float32))
-    return y
+    return finish_kernel_output(y, last, u, z, return_last_state)
 
 
 # --------------------------------------------------------------------------------------------------

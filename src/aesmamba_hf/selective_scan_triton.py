@@ -552,18 +552,14 @@ def triton_selective_scan(
     dtype, plus the last state (batch, G·D, N) if ``return_last_state``. CUDA tensors, or CPU tensors under
     ``TRITON_INTERPRET=1``.
     """
-    from .selective_scan import check_scan_operands  # here: selective_scan imports this module
+    # imported here: selective_scan imports this module
+    from .selective_scan import check_scan_operands, finish_kernel_output
 
     check_triton_tensors(u.device)
     B, C = check_scan_operands(u, delta, A, B, C)
     save_ckpt = _grad_enabled(u, delta, A, B, C, D, delta_bias)
     y, last = _TritonScanFn.apply(u, delta, A, B, C, D, delta_bias, bool(delta_softplus), save_ckpt)
-    y = y.to(u.dtype)
-    if z is not None:
-        y = y * torch.nn.functional.silu(z.to(y.dtype))
-    if return_last_state:
-        return y, last.to(torch.promote_types(u.dtype, torch.float32))
-    return y
+    return finish_kernel_output(y, last, u, z, return_last_state)
 
 
 # --------------------------------------------------------------------------------------------------
