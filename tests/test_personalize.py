@@ -253,3 +253,20 @@ def test_in_memory_ratings_and_base_untouched(setup):
     assert result.adapter_dir is None and result.epochs == 3 and result.num_ratings == N_IMAGES
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())  # trained on a copy
     assert all(p.requires_grad is False for n, p in result.model.named_parameters() if "lora_" not in n)
+
+
+def test_adapter_merges_in_float32_before_a_bf16_cast_and_is_noted(setup):
+    """load_model(dtype=bf16, adapter=) == the float32 merge cast to bf16 (a bf16 merge rounds the LoRA delta
+    twice), and the adapter is named in the loader's notes."""
+    from aesmamba_hf.inference.loading import load_model
+
+    base, model_dir, result, _ = setup
+    exact = load_model(str(model_dir), device="cpu", allow_random=True, adapter=result.adapter_dir)
+    half = load_model(str(model_dir), device="cpu", allow_random=True, adapter=result.adapter_dir,
+                      dtype="bfloat16")
+    expected = {k: v.to(torch.bfloat16) if v.is_floating_point() else v for k, v in exact.model.state_dict().items()}
+    got = half.model.state_dict()
+    assert expected.keys() == got.keys()
+    for name, tensor in expected.items():
+        assert torch.equal(got[name], tensor), name
+    assert [n for n in half.notes if str(result.adapter_dir) in n and "kind lora_heads" in n]
