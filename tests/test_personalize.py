@@ -270,3 +270,29 @@ def test_adapter_merges_in_float32_before_a_bf16_cast_and_is_noted(setup):
     for name, tensor in expected.items():
         assert torch.equal(got[name], tensor), name
     assert [n for n in half.notes if str(result.adapter_dir) in n and "kind lora_heads" in n]
+
+
+def test_adapted_model_gets_no_percentile_from_the_base_reference(setup, tmp_path):
+    import shutil
+
+    from aesmamba_hf.evaluation.calibration import build_score_reference, write_score_reference
+    from aesmamba_hf.inference.loading import load_model
+    from aesmamba_hf.inference.predictor import Predictor
+    from aesmamba_hf.piaa import load_adapter
+
+    base, model_dir, result, _ = setup
+    folder = tmp_path / "model"
+    shutil.copytree(model_dir, folder)
+    plain = load_model(str(folder), device="cpu", allow_random=True)
+    heads = list(plain.config.head_names)
+    write_score_reference(folder, build_score_reference(np.random.default_rng(0).random((20, len(heads))) * 4 + 1,
+                                                        heads, source="test"))
+    example = [{"image": _images(base)[0], "user": PROFILE}]
+    plain = load_model(str(folder), device="cpu", allow_random=True)
+    assert "percentile" in plain.predictor().predict_examples(example).records(plain.config)[0]
+    merged = load_model(str(folder), device="cpu", allow_random=True, adapter=result.adapter_dir)
+    predictor = merged.predictor()
+    assert "percentile" not in predictor.predict_examples(example).records(predictor.config)[0]
+    assert [n for n in merged.notes if n.startswith("no percentiles")]
+    peft = Predictor(load_adapter(plain.model, result.adapter_dir), plain.processor)
+    assert "percentile" not in peft.predict_examples(example).records(peft.config)[0]

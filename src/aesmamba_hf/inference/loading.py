@@ -27,7 +27,7 @@ from typing import Any, Optional, Union
 
 import torch
 
-from ..configuration_aesmamba import AesMambaConfig
+from ..configuration_aesmamba import AesMambaConfig, validate_score_reference
 from ..image_processing_aesmamba import AesMambaImageProcessor
 from ..modeling_aesmamba import AesMambaForAestheticAssessment
 from ..processing_aesmamba import AesMambaProcessor
@@ -369,8 +369,19 @@ def with_adapter(model: AesMambaForAestheticAssessment, adapter: PathLike,
         merged = merge_adapter(model.float(), adapter).to(dtype)
     except AdapterError as err:
         raise ModelLoadError(str(err)) from err
+    # the base's score reference describes the base, not this user's scorer: percentiles only from the
+    # adapter's own reference (personalization.json "score_reference"), else none
+    base_reference = getattr(merged.config, "score_reference", None)
+    try:
+        merged.config.score_reference = validate_score_reference(meta.get("score_reference"),
+                                                                 list(merged.config.head_names))
+    except ValueError as err:
+        raise ModelLoadError(f"adapter {os.fspath(adapter)}: {err}") from err
     if notes is not None:
         notes.append(adapter_note(adapter, meta))
+        if base_reference and not merged.config.score_reference:
+            notes.append(f"no percentiles: the base's score reference does not describe the adapted model and "
+                         f"the adapter {os.fspath(adapter)} carries none")
     return merged
 
 

@@ -118,7 +118,16 @@ class Predictor:
 
     @property
     def config(self) -> Any:
-        return self.model.config
+        """The model's config; for a model with PEFT adapters (``piaa.load_adapter``/``AdapterBank``) a copy
+        without ``score_reference``: the base's reference does not describe an adapted model, so such records
+        have no ``percentile`` (a merged adapter carries its own, see ``with_adapter``)."""
+        from ..piaa.adapters import is_peft_model  # here: piaa imports this module
+
+        config = self.model.config
+        if getattr(config, "score_reference", None) and is_peft_model(self.model):
+            config = copy.copy(config)
+            config.score_reference = None
+        return config
 
     @property
     def device(self) -> torch.device:
