@@ -195,31 +195,35 @@ def test_ratings_table_rows_are_checked():
         personal.ratings_from_table([["a.jpg", 9]], paths, (1, 5))
 
 
-def test_adapter_glue_passes_ratings_and_scores_with_what_personalize_returns(files, scorer, tmp_path):
-    """The contract with piaa.personalize(base, ratings, profile=, output_dir=): a CSV of image,score in the
-    app's temporary folder, and the adapted model scores the photos (here a stand-in that returns a model)."""
-    import copy
+@pytest.mark.slow
+def test_adapter_trains_on_the_served_random_weights_model_and_rescores(files, tmp_path):
+    """The personal view's adapter: the real piaa.personalize on the served (already loaded, random-weights) tiny
+    P model — not a second copy from its folder — with 5 ratings; the re-ranking scores with the adapter."""
+    import torch
 
-    served = scorer.model("tiny-f")
-    calls = {}
+    from aesmamba_hf.piaa import PersonalizeConfig
+    from test_piaa import small_processor
 
-    def fake_personalize(base, ratings, profile=None, output_dir=None):
-        calls.update(base=base, rows=Path(ratings).read_text().splitlines(), profile=profile, out=output_dir)
-        adapted = copy.deepcopy(served.loaded.model)
-        adapted.heads["aesthetic"].score.fc2.bias.data += 1.0  # a visible change of taste
-        return adapted
-
+    folder = save_tiny_model(tmp_path / "tiny-p", task="P", random_weights=True)
+    small_processor().save_pretrained(folder)  # 32-px images keep the training fast
+    scorer = AppScorer(load_served_models([folder], allow_random=True))
+    served = scorer.model("tiny-p")
+    before_weights = {k: v.clone() for k, v in served.loaded.model.state_dict().items()}
+    photos = []
+    for seed in range(5):
+        photos.append(str(tmp_path / f"rated{seed}.png"))
+        random_image(10 + seed, (40, 32)).save(photos[-1])
     profile = personal.profile_from_form(7, 5, 6, 8, 4, "proficient", "competent")
-    photos = [str(p) for p in files["photos"]]
-    predictor = personal.train_adapter(served, [(photos[0], 4.0), (photos[1], 2.0)], profile, tmp_path,
-                                       fake_personalize)
-    assert calls["base"] == served.loaded.source and calls["profile"] is profile
-    assert calls["rows"] == ["image,score", f"{photos[0]},4.0", f"{photos[1]},2.0"]
-    assert Path(calls["out"]).parent.parent == tmp_path
-    before = scorer.score_files("tiny-f", photos)
-    after = scorer.score_files("tiny-f", photos, model=predictor)
-    for b, a in zip(before, after):
-        assert a.score == pytest.approx(b.score + 1.0, abs=1e-4)
+    config = PersonalizeConfig(epoch_candidates=(3,), learning_rate=5e-2, batch_size=8, augment=False, device="cpu")
+    predictor = personal.train_adapter(served, list(zip(photos, [1.0, 5.0, 2.0, 4.5, 3.0])), profile, tmp_path,
+                                       config)
+    assert list(tmp_path.glob("adapter-*/adapter/adapter_config.json"))  # written in the app's work folder
+    for name, value in served.loaded.model.state_dict().items():  # the served base is shared and unchanged
+        assert torch.equal(value, before_weights[name]), name
+    before = scorer.score_files("tiny-p", photos, user=profile)
+    after = scorer.score_files("tiny-p", photos, user=profile, model=predictor)
+    assert all(a.ok for a in after)
+    assert max(abs(a.score - b.score) for a, b in zip(after, before)) > 1e-3
 
 
 # -- the Space ----------------------------------------------------------------------------------------------

@@ -188,14 +188,12 @@ def _personal_tab(gr: Any, scorer: AppScorer, model: Any, workdir: Path) -> Any:
     result = gr.HTML(elem_id="aes-personal-result")
     gallery = gr.Gallery(label="Ranked for you, best first", columns=5, height=320, object_fit="contain",
                          elem_id="aes-personal-gallery")
-    available = personal.personalize_function() is not None
-    gr.Markdown(f"### Rate up to {personal.MAX_RATED_PHOTOS} photos → your adapter\nType your overall rating "
-                "of the first photos above; a small adapter learns your taste from them.")
-    adapter_note = gr.HTML("" if available else render.message(personal.PERSONALIZE_UNAVAILABLE, "info"),
-                           elem_id="aes-adapter-note")
+    gr.Markdown(f"### Rate {personal.MIN_RATINGS} to {personal.MAX_RATED_PHOTOS} photos → your adapter\nType "
+                "your overall rating of the first photos above; a small adapter learns your taste from them.")
+    adapter_note = gr.HTML("", elem_id="aes-adapter-note")
     ratings = gr.Dataframe(headers=["photo", "your rating"], datatype=["str", "number"], col_count=(2, "fixed"),
                            interactive=True, elem_id="aes-ratings", type="array")
-    train = gr.Button("Train my adapter and re-rank", elem_id="aes-adapter-button", interactive=available)
+    train = gr.Button("Train my adapter and re-rank", elem_id="aes-adapter-button")
     adapted_gallery = gr.Gallery(label="Re-ranked with your adapter", columns=5, height=320, object_fit="contain",
                                  elem_id="aes-adapter-gallery")
 
@@ -234,16 +232,14 @@ def _personal_tab(gr: Any, scorer: AppScorer, model: Any, workdir: Path) -> Any:
 
     @_guarded(lambda html: (html, []))
     def adapt(name: str, files: Any, rows: Any, *values: Any) -> tuple:
-        personalize = personal.personalize_function()
-        if personalize is None:
-            return render.message(personal.PERSONALIZE_UNAVAILABLE, "info"), []
         served, paths = p_model(name), upload_paths(files)
         rated = personal.ratings_from_table(list(rows or []), paths[: personal.MAX_RATED_PHOTOS],
                                             tuple(served.overall_head["score_range"]))
-        if not rated:
-            return render.message("Type a rating for at least one photo first."), []
+        if len(rated) < personal.MIN_RATINGS:
+            return render.message(f"Type a rating for at least {personal.MIN_RATINGS} photos first "
+                                  f"({len(rated)} so far)."), []
         profile = personal.profile_from_form(*values)
-        predictor = personal.train_adapter(served, rated, profile, workdir, personalize)
+        predictor = personal.train_adapter(served, rated, profile, workdir)
         results = scorer.score_files(name, paths, user=profile, model=predictor)
         return (render.message(f"Your adapter learned from {len(rated)} rating(s); the photos re-ranked with it "
                                "are below.", "info"), render.gallery_items(rank(results, served.overall_head.get("higher_is_better", True))))

@@ -16,7 +16,6 @@ The pipeline, the scorer, ``aesmamba score``, the evaluation report and the PIAA
 from __future__ import annotations
 
 import copy
-
 import math
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
