@@ -226,6 +226,31 @@ def test_adapter_trains_on_the_served_random_weights_model_and_rescores(files, t
     assert max(abs(a.score - b.score) for a, b in zip(after, before)) > 1e-3
 
 
+def test_percentile_is_shown_and_returned_when_the_model_has_a_reference(files, scorer, tmp_path):
+    import shutil
+
+    import numpy as np
+
+    from aesmamba_hf.app.ui import score_api_result
+    from aesmamba_hf.evaluation.calibration import build_score_reference, write_score_reference
+
+    folder = tmp_path / "tiny-v-ref"
+    shutil.copytree(files["models"]["V"], folder)
+    write_score_reference(folder, build_score_reference(np.linspace(0, 10, 21)[:, None], ["aesthetic"],
+                                                        source="test"))
+    with_reference = AppScorer(load_served_models([folder]))
+    photo = str(files["photos"][0])
+    expected = pipeline_scores(folder, [photo])[0]
+    assert 0 <= expected["percentile"] <= 100
+    score, heads, percentile = score_api_result(with_reference, photo)
+    assert percentile == pytest.approx(expected["percentile"]) and score == pytest.approx(expected["score"])
+    result = with_reference.score_files(None, [photo])[0]
+    html = render.score_card(result, with_reference.model(None))
+    assert f'data-percentile="{result.record["percentile"]!r}"' in html
+    assert score_api_result(scorer, photo, "tiny-v")[2] is None  # no reference: no percentile
+    assert "aes-percentile" not in render.score_card(scorer.score_files("tiny-v", [photo])[0], scorer.model("tiny-v"))
+
+
 # -- the Space ----------------------------------------------------------------------------------------------
 
 
@@ -282,14 +307,15 @@ def test_api_score_endpoint_matches_the_pipeline(files, running):
     client = Client(running.url, verbose=False, download_files=False)
     assert "/score" in client.view_api(return_format="dict", print_info=False)["named_endpoints"]
     expected = pipeline_scores(files["models"]["F"], files["photos"][:1])[0]
-    score, heads = client.predict(handle_file(str(files["photos"][0])), "tiny-f", "", api_name="/score")
+    score, heads, percentile = client.predict(handle_file(str(files["photos"][0])), "tiny-f", "", api_name="/score")
+    assert percentile is None  # no score reference in this model
     assert score == pytest.approx(expected["score"], rel=1e-5, abs=1e-6)
     assert heads == pytest.approx({k: v["score"] for k, v in expected["heads"].items()}, rel=1e-5, abs=1e-6)
     with pytest.raises(AppError, match="corrupt.jpg"):
         client.predict(handle_file(str(files["bad"]["corrupt"])), api_name="/score")
     with pytest.raises(Exception, match="(?i)size|large|exceed"):  # Gradio's upload limit (1 MB here)
         client.predict(handle_file(str(files["bad"]["huge"])), api_name="/score")
-    score_v, heads_v = client.predict(handle_file(str(files["photos"][1])), api_name="/score")  # still serving
+    score_v, heads_v, _ = client.predict(handle_file(str(files["photos"][1])), api_name="/score")  # still serving
     assert list(heads_v) == ["aesthetic"] and score_v == pytest.approx(
         pipeline_scores(files["models"]["V"], files["photos"][1:2])[0]["score"], rel=1e-5)
     uploads = running.workdir / "uploads"

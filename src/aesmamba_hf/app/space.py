@@ -51,8 +51,9 @@ pinned: false
 
 Drop photos to score their aesthetics with the AesMamba model `{model_ref}`, compare two photos, or rank them
 for a user profile (P models). Written by `aesmamba export --space`; the same app runs locally with
-`aesmamba app --model {model_ref}`. The `score` API endpoint takes one image and returns its overall score
-and each head's score (`gradio_client`: `Client(URL).predict(handle_file("photo.jpg"), api_name="/score")`).
+`aesmamba app --model {model_ref}`. The `score` API endpoint takes one image and returns its overall score,
+each head's score and its percentile (`None` without a score reference; `gradio_client`:
+`score, heads, percentile = Client(URL).predict(handle_file("photo.jpg"), api_name="/score")`).
 """
 
 

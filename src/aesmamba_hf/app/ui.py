@@ -248,29 +248,39 @@ def _personal_tab(gr: Any, scorer: AppScorer, model: Any, workdir: Path) -> Any:
     return note
 
 
+def score_api_result(scorer: AppScorer, path: Any, model_name: str = "", comment: str = ""
+                     ) -> tuple[float, dict[str, float], Any]:
+    """What ``/score`` returns for one image: the overall score, ``{head: score}`` and the overall percentile
+    (``None`` when the model carries no score reference). Raises ``ValueError`` with the reason."""
+    paths = upload_paths(path)
+    if not paths:
+        raise ValueError("no image given")
+    result = scorer.score_files(model_name or None, paths[:1], comment=comment)[0]
+    if not result.ok:
+        raise ValueError(f"{result.name}: {result.error}")
+    heads = {head: value["score"] for head, value in result.record["heads"].items()}
+    return result.score, heads, result.record.get("percentile")
+
+
 def _api(gr: Any, scorer: AppScorer) -> None:
-    """``/score``: one image (+ model name, + comment for M) → the overall score and each head's score."""
+    """``/score``: one image (+ model name, + comment for M) → the overall score, each head's score and the
+    overall percentile (None without a score reference)."""
     with gr.Group(visible=False):
         image = gr.File(label="image")
         name = gr.Dropdown(scorer.names, value=scorer.names[0], label="model")
         text = gr.Textbox(value="", label="comment")
         score = gr.Number(label="score")
         heads = gr.JSON(label="heads")
+        percentile = gr.Number(label="percentile")
         trigger = gr.Button()
 
-    def score_api(path: Any, model_name: str, comment: str) -> tuple[float, dict[str, float]]:
-        paths = upload_paths(path)
-        if not paths:
-            raise gr.Error("no image given")
+    def score_api(path: Any, model_name: str, comment: str) -> tuple[float, dict[str, float], Any]:
         try:
-            result = scorer.score_files(model_name or None, paths[:1], comment=comment)[0]
+            return score_api_result(scorer, path, model_name, comment)
         except EXPECTED_ERRORS as err:
             raise gr.Error(str(err)) from err
-        if not result.ok:
-            raise gr.Error(f"{result.name}: {result.error}")
-        return result.score, {head: value["score"] for head, value in result.record["heads"].items()}
 
-    trigger.click(score_api, [image, name, text], [score, heads], api_name="score")
+    trigger.click(score_api, [image, name, text], [score, heads, percentile], api_name="score")
 
 
-__all__ = ["CSS", "build_app", "header_markdown"]
+__all__ = ["CSS", "build_app", "header_markdown", "score_api_result"]
