@@ -296,3 +296,34 @@ def test_adapted_model_gets_no_percentile_from_the_base_reference(setup, tmp_pat
     assert [n for n in merged.notes if n.startswith("no percentiles")]
     peft = Predictor(load_adapter(plain.model, result.adapter_dir), plain.processor)
     assert "percentile" not in peft.predict_examples(example).records(peft.config)[0]
+
+
+def test_fit_trains_the_adapter_with_the_frozen_base_in_eval_and_refuses_a_tune(setup, tmp_path):
+    """fit() on a PEFT model: the LoRA dropout trains, every dropout of the frozen base (vision, BERT, heads)
+    stays in eval mode; an explicit tune= is refused."""
+    from aesmamba_hf.inference.loading import load_model
+    from aesmamba_hf.inference.predictor import overall_head_index
+    from aesmamba_hf.piaa.adapters import attach_adapter
+    from aesmamba_hf.piaa.personalize import _train_config, _training_rows, load_profile, read_ratings
+    from aesmamba_hf.training.finetune import fit
+
+    base, model_dir, _, _ = setup
+    loaded = load_model(str(model_dir), device="cpu", allow_random=True)
+    config = loaded.config
+    rows = _training_rows(read_ratings(base / "data" / "a.csv", config), loaded.model, loaded.processor,
+                          load_profile(PROFILE), 8)
+    model = attach_adapter(loaded.model, "lora_heads", 4, dropout=0.1)
+    seen: dict[str, set] = {}
+    for name, module in model.named_modules():
+        if isinstance(module, torch.nn.Dropout):
+            module.register_forward_pre_hook(
+                lambda m, args, name=name: seen.setdefault(name, set()).add(m.training) if torch.is_grad_enabled()
+                else None)
+    cfg = _train_config(fast_config(), "P", config.head_names[overall_head_index(config)], 1, False,
+                        torch.device("cpu"), str(tmp_path))
+    fit(cfg, model, loaded.processor, rows, quiet=True)
+    lora = {n for n in seen if "lora_dropout" in n}
+    assert lora and all(seen[n] == {True} for n in lora)
+    assert set(seen) - lora and all(seen[n] == {False} for n in set(seen) - lora), seen
+    with pytest.raises(ValueError, match="tune='heads' with a PEFT model"):
+        fit(cfg, model, loaded.processor, rows, tune="heads", quiet=True)

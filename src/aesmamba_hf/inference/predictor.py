@@ -27,6 +27,7 @@ import torch
 
 from ..evaluation.calibration import percentile_tables
 from ..image_processing_aesmamba import ImageLoadError
+from ..peft_utils import is_peft_model
 from ..tasks import Task
 from ..training.collator import AesMambaDataCollator, open_image_cell
 
@@ -120,8 +121,6 @@ class Predictor:
         """The model's config; for a model with PEFT adapters (``piaa.load_adapter``/``AdapterBank``) a copy
         without ``score_reference``: the base's reference does not describe an adapted model, so such records
         have no ``percentile`` (a merged adapter carries its own, see ``with_adapter``)."""
-        from ..piaa.adapters import is_peft_model  # here: piaa imports this module
-
         config = self.model.config
         if getattr(config, "score_reference", None) and is_peft_model(self.model):
             config = copy.copy(config)
