@@ -30,7 +30,7 @@ import torch
 
 from ..image_processing_aesmamba import ImageLoadError, load_image
 from ..inference.predictor import overall_head_index
-from ..io_utils import atomic_output_dir, atomic_write_json
+from ..io_utils import atomic_output_dir, atomic_write_json, check_new_output_dir
 from ..prompts import UserProfile
 from .adapters import (
     DEFAULT_ADAPTER_KIND,
@@ -353,7 +353,8 @@ def personalize(
     prompt = user.to_prompt() if user is not None else None
     checked = read_ratings(ratings, base_model.config, config.min_ratings)
     if output_dir is not None:  # refuse a bad output folder before the training
-        _check_output(Path(output_dir), overwrite)
+        check_new_output_dir(output_dir, overwrite=overwrite, what="adapter folder",
+                             how="pass overwrite=True (--overwrite)")
     rows = _training_rows(checked, base_model, processor, user, config.batch_size)
     say(f"{len(rows)} ratings read; choosing the epochs on {config.validation_folds} folds of them")
     epochs, curve = choose_epochs(base_model, processor, rows, config, device)
@@ -377,13 +378,6 @@ def personalize(
     result.seconds = time.perf_counter() - start
     say(f"done in {result.seconds:.1f} s" + (f": {result.adapter_dir}" if result.adapter_dir else ""))
     return result
-
-
-def _check_output(out: Path, overwrite: bool) -> None:
-    if out.exists() and not out.is_dir():
-        raise FileExistsError(f"{out} exists and is a file, not a folder")
-    if out.is_dir() and any(out.iterdir()) and not overwrite:
-        raise FileExistsError(f"{out} is not empty; choose another folder or overwrite it")
 
 
 __all__ = ["MIN_RATINGS", "PersonalizeConfig", "PersonalizeResult", "RatingsError", "choose_epochs",
