@@ -279,6 +279,26 @@ def test_export_space_writes_an_app_that_serves_the_exported_model(files, tmp_pa
     assert "'tiny-f'" in (tmp_path / "space3" / "app.py").read_text()
 
 
+def test_app_write_space_takes_repo_id_and_overwrite_like_export(files, tmp_path, monkeypatch):
+    import importlib.metadata
+
+    from aesmamba_hf.cli import main
+
+    space, model = tmp_path / "space", str(files["models"]["V"])
+    assert main(["app", "--model", model, "--write-space", str(space), "--repo-id", "someone/tiny-v"]) == 0
+    assert "models:\n- someone/tiny-v" in (space / "README.md").read_text()
+    assert main(["app", "--model", model, "--write-space", str(space)]) == 1  # not empty: refused
+    assert "someone/tiny-v" in (space / "README.md").read_text()  # and left as it was
+
+    def no_metadata(name):
+        raise importlib.metadata.PackageNotFoundError(name)
+
+    monkeypatch.setattr(importlib.metadata, "version", no_metadata)
+    assert main(["app", "--model", model, "--write-space", str(space), "--overwrite"]) == 0
+    readme = (space / "README.md").read_text()
+    assert "someone/tiny-v" not in readme and "sdk_version: 6.0.0" in readme  # the app extra's floor
+
+
 # -- the running app: API and browser ----------------------------------------------------------------------
 
 
