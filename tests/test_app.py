@@ -195,31 +195,60 @@ def test_ratings_table_rows_are_checked():
         personal.ratings_from_table([["a.jpg", 9]], paths, (1, 5))
 
 
-def test_adapter_glue_passes_ratings_and_scores_with_what_personalize_returns(files, scorer, tmp_path):
-    """The contract with piaa.personalize(base, ratings, profile=, output_dir=): a CSV of image,score in the
-    app's temporary folder, and the adapted model scores the photos (here a stand-in that returns a model)."""
-    import copy
+@pytest.mark.slow
+def test_adapter_trains_on_the_served_random_weights_model_and_rescores(files, tmp_path):
+    """The personal view's adapter: the real piaa.personalize on the served (already loaded, random-weights) tiny
+    P model — not a second copy from its folder — with 5 ratings; the re-ranking scores with the adapter."""
+    import torch
 
-    served = scorer.model("tiny-f")
-    calls = {}
+    from aesmamba_hf.piaa import PersonalizeConfig
+    from test_piaa import small_processor
 
-    def fake_personalize(base, ratings, profile=None, output_dir=None):
-        calls.update(base=base, rows=Path(ratings).read_text().splitlines(), profile=profile, out=output_dir)
-        adapted = copy.deepcopy(served.loaded.model)
-        adapted.heads["aesthetic"].score.fc2.bias.data += 1.0  # a visible change of taste
-        return adapted
-
+    folder = save_tiny_model(tmp_path / "tiny-p", task="P", random_weights=True)
+    small_processor().save_pretrained(folder)  # 32-px images keep the training fast
+    scorer = AppScorer(load_served_models([folder], allow_random=True))
+    served = scorer.model("tiny-p")
+    before_weights = {k: v.clone() for k, v in served.loaded.model.state_dict().items()}
+    photos = []
+    for seed in range(5):
+        photos.append(str(tmp_path / f"rated{seed}.png"))
+        random_image(10 + seed, (40, 32)).save(photos[-1])
     profile = personal.profile_from_form(7, 5, 6, 8, 4, "proficient", "competent")
-    photos = [str(p) for p in files["photos"]]
-    predictor = personal.train_adapter(served, [(photos[0], 4.0), (photos[1], 2.0)], profile, tmp_path,
-                                       fake_personalize)
-    assert calls["base"] == served.loaded.source and calls["profile"] is profile
-    assert calls["rows"] == ["image,score", f"{photos[0]},4.0", f"{photos[1]},2.0"]
-    assert Path(calls["out"]).parent.parent == tmp_path
-    before = scorer.score_files("tiny-f", photos)
-    after = scorer.score_files("tiny-f", photos, model=predictor)
-    for b, a in zip(before, after):
-        assert a.score == pytest.approx(b.score + 1.0, abs=1e-4)
+    config = PersonalizeConfig(epoch_candidates=(3,), learning_rate=5e-2, batch_size=8, augment=False, device="cpu")
+    predictor = personal.train_adapter(served, list(zip(photos, [1.0, 5.0, 2.0, 4.5, 3.0])), profile, tmp_path,
+                                       config)
+    assert list(tmp_path.glob("adapter-*/adapter/adapter_config.json"))  # written in the app's work folder
+    for name, value in served.loaded.model.state_dict().items():  # the served base is shared and unchanged
+        assert torch.equal(value, before_weights[name]), name
+    before = scorer.score_files("tiny-p", photos, user=profile)
+    after = scorer.score_files("tiny-p", photos, user=profile, model=predictor)
+    assert all(a.ok for a in after)
+    assert max(abs(a.score - b.score) for a, b in zip(after, before)) > 1e-3
+
+
+def test_percentile_is_shown_and_returned_when_the_model_has_a_reference(files, scorer, tmp_path):
+    import shutil
+
+    import numpy as np
+
+    from aesmamba_hf.app.ui import score_api_result
+    from aesmamba_hf.evaluation.calibration import build_score_reference, write_score_reference
+
+    folder = tmp_path / "tiny-v-ref"
+    shutil.copytree(files["models"]["V"], folder)
+    write_score_reference(folder, build_score_reference(np.linspace(0, 10, 21)[:, None], ["aesthetic"],
+                                                        source="test"))
+    with_reference = AppScorer(load_served_models([folder]))
+    photo = str(files["photos"][0])
+    expected = pipeline_scores(folder, [photo])[0]
+    assert 0 <= expected["percentile"] <= 100
+    score, heads, percentile = score_api_result(with_reference, photo)
+    assert percentile == pytest.approx(expected["percentile"]) and score == pytest.approx(expected["score"])
+    result = with_reference.score_files(None, [photo])[0]
+    html = render.score_card(result, with_reference.model(None))
+    assert f'data-percentile="{result.record["percentile"]!r}"' in html
+    assert score_api_result(scorer, photo, "tiny-v")[2] is None  # no reference: no percentile
+    assert "aes-percentile" not in render.score_card(scorer.score_files("tiny-v", [photo])[0], scorer.model("tiny-v"))
 
 
 # -- the Space ----------------------------------------------------------------------------------------------
@@ -250,6 +279,26 @@ def test_export_space_writes_an_app_that_serves_the_exported_model(files, tmp_pa
     assert "'tiny-f'" in (tmp_path / "space3" / "app.py").read_text()
 
 
+def test_app_write_space_takes_repo_id_and_overwrite_like_export(files, tmp_path, monkeypatch):
+    import importlib.metadata
+
+    from aesmamba_hf.cli import main
+
+    space, model = tmp_path / "space", str(files["models"]["V"])
+    assert main(["app", "--model", model, "--write-space", str(space), "--repo-id", "someone/tiny-v"]) == 0
+    assert "models:\n- someone/tiny-v" in (space / "README.md").read_text()
+    assert main(["app", "--model", model, "--write-space", str(space)]) == 1  # not empty: refused
+    assert "someone/tiny-v" in (space / "README.md").read_text()  # and left as it was
+
+    def no_metadata(name):
+        raise importlib.metadata.PackageNotFoundError(name)
+
+    monkeypatch.setattr(importlib.metadata, "version", no_metadata)
+    assert main(["app", "--model", model, "--write-space", str(space), "--overwrite"]) == 0
+    readme = (space / "README.md").read_text()
+    assert "someone/tiny-v" not in readme and "sdk_version: 6.0.0" in readme  # the app extra's floor
+
+
 # -- the running app: API and browser ----------------------------------------------------------------------
 
 
@@ -278,14 +327,15 @@ def test_api_score_endpoint_matches_the_pipeline(files, running):
     client = Client(running.url, verbose=False, download_files=False)
     assert "/score" in client.view_api(return_format="dict", print_info=False)["named_endpoints"]
     expected = pipeline_scores(files["models"]["F"], files["photos"][:1])[0]
-    score, heads = client.predict(handle_file(str(files["photos"][0])), "tiny-f", "", api_name="/score")
+    score, heads, percentile = client.predict(handle_file(str(files["photos"][0])), "tiny-f", "", api_name="/score")
+    assert percentile is None  # no score reference in this model
     assert score == pytest.approx(expected["score"], rel=1e-5, abs=1e-6)
     assert heads == pytest.approx({k: v["score"] for k, v in expected["heads"].items()}, rel=1e-5, abs=1e-6)
     with pytest.raises(AppError, match="corrupt.jpg"):
         client.predict(handle_file(str(files["bad"]["corrupt"])), api_name="/score")
     with pytest.raises(Exception, match="(?i)size|large|exceed"):  # Gradio's upload limit (1 MB here)
         client.predict(handle_file(str(files["bad"]["huge"])), api_name="/score")
-    score_v, heads_v = client.predict(handle_file(str(files["photos"][1])), api_name="/score")  # still serving
+    score_v, heads_v, _ = client.predict(handle_file(str(files["photos"][1])), api_name="/score")  # still serving
     assert list(heads_v) == ["aesthetic"] and score_v == pytest.approx(
         pipeline_scores(files["models"]["V"], files["photos"][1:2])[0]["score"], rel=1e-5)
     uploads = running.workdir / "uploads"

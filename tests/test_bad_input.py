@@ -441,6 +441,32 @@ def test_stale_partial_folder_is_removed_and_reported(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["demo-output"]
 
 
+def test_one_output_folder_check_serves_every_writer(tmp_path):
+    """check_new_output_dir: a file, a non-empty folder (unless overwrite), each caller's wording kept."""
+    import argparse
+
+    from aesmamba_hf.cli.export import _space_problem
+    from aesmamba_hf.hub.export import ExportError, check_export_dir
+    from aesmamba_hf.io_utils import OutputExistsError, check_new_output_dir
+
+    full, file = tmp_path / "full", tmp_path / "file.txt"
+    (full / "x").mkdir(parents=True)
+    file.write_text("x")
+    with pytest.raises(OutputLocationError, match="is a file"):
+        check_new_output_dir(file)
+    with pytest.raises(OutputExistsError, match=r"adapter folder .*full is not empty; choose another folder or "
+                                                r"pass --overwrite") as caught:
+        check_new_output_dir(full, what="adapter folder", how="pass --overwrite")
+    assert isinstance(caught.value, FileExistsError)
+    assert check_new_output_dir(full, overwrite=True) == full and check_new_output_dir(tmp_path / "new")
+    with pytest.raises(FileExistsError, match="not empty"), atomic_output_dir(full):
+        pass
+    with pytest.raises(ExportError, match=r"export folder .* not empty; .*--overwrite"):
+        check_export_dir(full, overwrite=False)
+    assert "--space folder" in _space_problem(argparse.Namespace(space=str(full), overwrite=False))
+    assert _space_problem(argparse.Namespace(space=str(full), overwrite=True)) == ""
+
+
 @pytest.mark.slow
 def test_interrupted_score_then_rerun_gives_each_image_once(models, tmp_path, monkeypatch, capsys):
     from aesmamba_hf.inference.results import ResultWriter

@@ -48,13 +48,14 @@ def test_bf16_scores_close_to_fp32_and_float32_records(model_dir, images):
     assert isinstance(record["score"], float) and record["status"] == "ok"
 
 
-def test_predictor_dtype_casts_the_model(model_dir, images):
+def test_predictor_dtype_casts_a_copy_of_the_model(model_dir, images):
     from aesmamba_hf.inference.predictor import Predictor
 
     loaded = load_model(model_dir, device="cpu")
     expected = loaded.predictor().predict_examples([{"image": images[1]}]).scores
     predictor = Predictor(loaded.model, loaded.processor, dtype=torch.bfloat16)
     assert predictor.model.dtype == torch.bfloat16
+    assert loaded.model.dtype == torch.float32  # the caller's model is not cast in place
     got = predictor.predict_examples([{"image": images[1]}]).scores
     assert got.dtype == np.float32 and np.abs(got - expected).max() <= TOLERANCE
 

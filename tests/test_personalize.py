@@ -253,3 +253,77 @@ def test_in_memory_ratings_and_base_untouched(setup):
     assert result.adapter_dir is None and result.epochs == 3 and result.num_ratings == N_IMAGES
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())  # trained on a copy
     assert all(p.requires_grad is False for n, p in result.model.named_parameters() if "lora_" not in n)
+
+
+def test_adapter_merges_in_float32_before_a_bf16_cast_and_is_noted(setup):
+    """load_model(dtype=bf16, adapter=) == the float32 merge cast to bf16 (a bf16 merge rounds the LoRA delta
+    twice), and the adapter is named in the loader's notes."""
+    from aesmamba_hf.inference.loading import load_model
+
+    base, model_dir, result, _ = setup
+    exact = load_model(str(model_dir), device="cpu", allow_random=True, adapter=result.adapter_dir)
+    half = load_model(str(model_dir), device="cpu", allow_random=True, adapter=result.adapter_dir,
+                      dtype="bfloat16")
+    expected = {k: v.to(torch.bfloat16) if v.is_floating_point() else v for k, v in exact.model.state_dict().items()}
+    got = half.model.state_dict()
+    assert expected.keys() == got.keys()
+    for name, tensor in expected.items():
+        assert torch.equal(got[name], tensor), name
+    assert [n for n in half.notes if str(result.adapter_dir) in n and "kind lora_heads" in n]
+
+
+def test_adapted_model_gets_no_percentile_from_the_base_reference(setup, tmp_path):
+    import shutil
+
+    from aesmamba_hf.evaluation.calibration import build_score_reference, write_score_reference
+    from aesmamba_hf.inference.loading import load_model
+    from aesmamba_hf.inference.predictor import Predictor
+    from aesmamba_hf.piaa import load_adapter
+
+    base, model_dir, result, _ = setup
+    folder = tmp_path / "model"
+    shutil.copytree(model_dir, folder)
+    plain = load_model(str(folder), device="cpu", allow_random=True)
+    heads = list(plain.config.head_names)
+    write_score_reference(folder, build_score_reference(np.random.default_rng(0).random((20, len(heads))) * 4 + 1,
+                                                        heads, source="test"))
+    example = [{"image": _images(base)[0], "user": PROFILE}]
+    plain = load_model(str(folder), device="cpu", allow_random=True)
+    assert "percentile" in plain.predictor().predict_examples(example).records(plain.config)[0]
+    merged = load_model(str(folder), device="cpu", allow_random=True, adapter=result.adapter_dir)
+    predictor = merged.predictor()
+    assert "percentile" not in predictor.predict_examples(example).records(predictor.config)[0]
+    assert [n for n in merged.notes if n.startswith("no percentiles")]
+    peft = Predictor(load_adapter(plain.model, result.adapter_dir), plain.processor)
+    assert "percentile" not in peft.predict_examples(example).records(peft.config)[0]
+
+
+def test_fit_trains_the_adapter_with_the_frozen_base_in_eval_and_refuses_a_tune(setup, tmp_path):
+    """fit() on a PEFT model: the LoRA dropout trains, every dropout of the frozen base (vision, BERT, heads)
+    stays in eval mode; an explicit tune= is refused."""
+    from aesmamba_hf.inference.loading import load_model
+    from aesmamba_hf.inference.predictor import overall_head_index
+    from aesmamba_hf.piaa.adapters import attach_adapter
+    from aesmamba_hf.piaa.personalize import _train_config, _training_rows, load_profile, read_ratings
+    from aesmamba_hf.training.finetune import fit
+
+    base, model_dir, _, _ = setup
+    loaded = load_model(str(model_dir), device="cpu", allow_random=True)
+    config = loaded.config
+    rows = _training_rows(read_ratings(base / "data" / "a.csv", config), loaded.model, loaded.processor,
+                          load_profile(PROFILE), 8)
+    model = attach_adapter(loaded.model, "lora_heads", 4, dropout=0.1)
+    seen: dict[str, set] = {}
+    for name, module in model.named_modules():
+        if isinstance(module, torch.nn.Dropout):
+            module.register_forward_pre_hook(
+                lambda m, args, name=name: seen.setdefault(name, set()).add(m.training) if torch.is_grad_enabled()
+                else None)
+    cfg = _train_config(fast_config(), "P", config.head_names[overall_head_index(config)], 1, False,
+                        torch.device("cpu"), str(tmp_path))
+    fit(cfg, model, loaded.processor, rows, quiet=True)
+    lora = {n for n in seen if "lora_dropout" in n}
+    assert lora and all(seen[n] == {True} for n in lora)
+    assert set(seen) - lora and all(seen[n] == {False} for n in set(seen) - lora), seen
+    with pytest.raises(ValueError, match="tune='heads' with a PEFT model"):
+        fit(cfg, model, loaded.processor, rows, tune="heads", quiet=True)

@@ -116,6 +116,26 @@ def test_training_arguments_follow_the_recipe(tmp_path):
     assert "ddp_backend" not in training_arguments_kwargs(cpu, world=1)
 
 
+def test_activation_checkpointing_uses_the_older_name_on_an_older_transformers(tmp_path, monkeypatch):
+    """transformers 5.x before the rename has only ``gradient_checkpointing``: the recipe still turns it on."""
+    import dataclasses
+
+    import aesmamba_hf.training.trainer as trainer_module
+
+    cfg = TrainConfig(use_cpu=True, activation_checkpointing=True, output_dir=str(tmp_path))
+    current = training_arguments_kwargs(cfg, world=1)
+    assert current["activation_checkpointing"] is True and "gradient_checkpointing" not in current
+
+    @dataclasses.dataclass
+    class OlderArguments:
+        output_dir: str = ""
+        gradient_checkpointing: bool = False
+
+    monkeypatch.setattr(trainer_module, "TrainingArguments", OlderArguments)
+    older = training_arguments_kwargs(cfg, world=1)
+    assert older["gradient_checkpointing"] is True and "activation_checkpointing" not in older
+
+
 # ---------------------------------------------------------------------------------------------------------
 # schedule and optimizer
 

@@ -30,6 +30,10 @@ class OutputLocationError(ValueError):
     """An output file or folder cannot be written; the message names it and says why."""
 
 
+class OutputExistsError(OutputLocationError, FileExistsError):
+    """An output folder that is not empty, without permission to replace it (also a ``FileExistsError``)."""
+
+
 def _writable_dir(directory: Path, what: str) -> None:
     if not directory.is_dir():
         raise OutputLocationError(f"{what}: {directory} is not a folder")
@@ -65,6 +69,21 @@ def check_output_dir(path: PathLike, what: str = "output folder") -> None:
     if not ancestor.is_dir():
         raise OutputLocationError(f"{what} {path} cannot be created: {ancestor} is a file")
     _writable_dir(ancestor, f"{what} {path} cannot be created")
+
+
+def check_new_output_dir(path: PathLike, *, overwrite: bool = False, what: str = "output folder",
+                         how: str = "overwrite it") -> Path:
+    """The one "may I write this folder?" check, run before any work: refuse a file
+    (:class:`OutputLocationError`), a non-empty folder unless ``overwrite`` (:class:`OutputExistsError`, whose
+    message ends "choose another folder or ``how``", e.g. ``"pass --overwrite"``) and a folder that cannot be
+    created or written (:func:`check_output_dir`). Returns ``path`` as a ``Path``."""
+    out = Path(path)
+    if out.exists() and not out.is_dir():
+        raise OutputLocationError(f"{what} {out} exists and is a file, not a folder")
+    if out.is_dir() and any(out.iterdir()) and not overwrite:
+        raise OutputExistsError(f"{what} {out} is not empty; choose another folder or {how}")
+    check_output_dir(out, what)
+    return out
 
 
 @contextlib.contextmanager
@@ -172,12 +191,7 @@ def atomic_output_dir(out: PathLike, *, overwrite: bool = False, report: Any = N
     an existing non-empty ``out`` is refused unless ``overwrite`` (then it is replaced only at the end). On an
     exception the staging folder is removed; only a hard kill leaves it, for the next run to clean.
     """
-    out = Path(out).absolute()
-    if out.exists() and not out.is_dir():
-        raise OutputLocationError(f"{out} exists and is a file, not a folder")
-    if out.is_dir() and any(out.iterdir()) and not overwrite:
-        raise FileExistsError(f"{out} is not empty; choose another folder or overwrite it")
-    check_output_dir(out)
+    out = check_new_output_dir(Path(out).absolute(), overwrite=overwrite)
     out.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_partials(out, report)
     staging = _partial_name(out, "partial", os.getpid())
@@ -196,5 +210,5 @@ def atomic_output_dir(out: PathLike, *, overwrite: bool = False, report: Any = N
         shutil.rmtree(old, ignore_errors=True)
 
 
-__all__ = ["OutputLocationError", "atomic_open", "atomic_output_dir", "atomic_savefig", "atomic_write_json",
-           "atomic_write_text", "check_output_dir", "check_output_file", "json_safe", "remove_stale_partials"]
+__all__ = ["OutputExistsError", "OutputLocationError", "atomic_open", "atomic_output_dir", "atomic_savefig", "atomic_write_json",
+           "atomic_write_text", "check_new_output_dir", "check_output_dir", "check_output_file", "json_safe", "remove_stale_partials"]

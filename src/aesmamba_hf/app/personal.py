@@ -1,25 +1,22 @@
 """The personal view's glue: a profile from the form, its SMP prompt, and a per-user adapter from ratings.
 
-The adapter is trained by ``aesmamba_hf.piaa.personalize(base, ratings, profile=None, output_dir=None)``
-(PEFT, issue 19), imported when first needed: a build without it shows :data:`PERSONALIZE_UNAVAILABLE`.
+The adapter is trained by :func:`aesmamba_hf.piaa.personalize` on the model the app already serves (no second
+copy is loaded; a ``--random-weights`` model works too) and scored with the result's in-memory adapter model.
 """
 
 from __future__ import annotations
 
-import copy
 import csv
 import math
 import tempfile
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Optional
 
 from ..inference.predictor import Predictor
+from ..piaa.personalize import MIN_RATINGS, personalize
 from ..prompts import BIG_FIVE_NAMES, UserProfile, build_prompt
 from .models import ServedModel
 
-PERSONALIZE_UNAVAILABLE = ("Personalisation is not available in this build (aesmamba_hf.piaa.personalize is "
-                           "missing). The profile and the re-ranking by profile above still work.")
 MAX_RATED_PHOTOS = 10
 
 
@@ -35,14 +32,6 @@ def prompt_for(profile: UserProfile, served: Optional[ServedModel] = None) -> st
     if served is not None and served.task.reads_user_profile:
         return served.loaded.processor.build_prompt(profile)
     return build_prompt(profile)
-
-
-def personalize_function() -> Optional[Callable[..., Any]]:
-    try:
-        from ..piaa import personalize
-    except ImportError:
-        return None
-    return personalize
 
 
 def ratings_from_table(rows: list[list[Any]], paths: list[str], score_range: tuple[float, float]
@@ -66,33 +55,26 @@ def ratings_from_table(rows: list[list[Any]], paths: list[str], score_range: tup
     return rated
 
 
-def adapted_predictor(result: Any, served: ServedModel, adapter_dir: Path) -> Predictor:
-    """A predictor over the base model with the user's adapter (whatever form ``personalize`` returns)."""
-    import torch
-
-    model = getattr(result, "model", None)
-    if model is None and isinstance(result, torch.nn.Module):
-        model = result
-    if model is None:  # only the saved adapter: put it on a copy, the served base stays shared
-        from peft import PeftModel
-
-        model = PeftModel.from_pretrained(copy.deepcopy(served.loaded.model), str(adapter_dir))
-    return Predictor(model.eval(), served.loaded.processor)
+def adapted_predictor(result: Any, served: ServedModel) -> Predictor:
+    """A predictor over the adapter model of a :class:`~aesmamba_hf.piaa.PersonalizeResult` (a ``PeftModel`` on
+    a copy of the served base, which stays shared and unchanged)."""
+    return Predictor(result.model.eval(), served.loaded.processor)
 
 
 def train_adapter(served: ServedModel, rated: list[tuple[str, float]], profile: UserProfile, workdir: Path,
-                  personalize: Callable[..., Any]) -> Predictor:
-    """Write the ratings as a CSV (``image``, ``score``) in ``workdir``, train, and return the adapted scorer."""
+                  config: Any = None) -> Predictor:
+    """Write the ratings as a CSV (``image``, ``score``) in ``workdir``, train an adapter on the served model
+    (``config``: a :class:`~aesmamba_hf.piaa.PersonalizeConfig`, default the library's), return its scorer."""
     run_dir = Path(tempfile.mkdtemp(prefix="adapter-", dir=workdir))
     ratings = run_dir / "ratings.csv"
     with ratings.open("w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
         writer.writerow(["image", "score"])
         writer.writerows(rated)
-    adapter_dir = run_dir / "adapter"
-    result = personalize(served.loaded.source, str(ratings), profile=profile, output_dir=str(adapter_dir))
-    return adapted_predictor(result, served, adapter_dir)
+    result = personalize(served.loaded.model, str(ratings), profile=profile, output_dir=run_dir / "adapter",
+                         config=config, processor=served.loaded.processor)
+    return adapted_predictor(result, served)
 
 
-__all__ = ["MAX_RATED_PHOTOS", "PERSONALIZE_UNAVAILABLE", "adapted_predictor", "personalize_function",
-           "profile_from_form", "prompt_for", "ratings_from_table", "train_adapter"]
+__all__ = ["MAX_RATED_PHOTOS", "MIN_RATINGS", "adapted_predictor", "profile_from_form", "prompt_for",
+           "ratings_from_table", "train_adapter"]

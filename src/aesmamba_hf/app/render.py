@@ -23,10 +23,20 @@ def _range(record: dict[str, Any]) -> str:
     return f"{low:g}–{high:g}"
 
 
+def _percentile(record: dict[str, Any]) -> str:
+    """The record's percentile among the model's reference images, when the model carries a reference."""
+    if record.get("percentile") is None:
+        return ""
+    value = record["percentile"]
+    return (f' <span class="aes-percentile" data-percentile="{value!r}" title="share of the model\'s reference '
+            f'images that scored at or below this score">percentile {value:.0f}</span>')
+
+
 def _score_cell(record: dict[str, Any]) -> str:
     flag = (f' <span class="aes-flag" title="outside the head\'s range {_range(record)}">⚠ out of range</span>'
             if record.get("out_of_range") else "")
-    return f'<span class="aes-score" data-score="{record["score"]!r}">{record["score"]:.2f}</span>{flag}'
+    return (f'<span class="aes-score" data-score="{record["score"]!r}">{record["score"]:.2f}</span>'
+            f"{_percentile(record)}{flag}")
 
 
 def score_card(result: PhotoResult, served: ServedModel) -> str:
@@ -34,7 +44,7 @@ def score_card(result: PhotoResult, served: ServedModel) -> str:
     record = result.record
     better = "higher is better" if record.get("higher_is_better", True) else "lower is better"
     heads = "".join(f'<li>{escape(name)}: <span class="aes-head" data-head="{escape(name)}" '
-                    f'data-score="{head["score"]!r}">{head["score"]:.2f}</span></li>'
+                    f'data-score="{head["score"]!r}">{head["score"]:.2f}</span>{_percentile(head)}</li>'
                     for name, head in record["heads"].items()) if len(record["heads"]) > 1 else ""
     return (f'<div class="aes-card" data-name="{escape(result.name)}"><div class="aes-big">{_score_cell(record)}</div>'
             f'<div>{escape(result.name)} — overall score on {_range(record)} ({better}), model '

@@ -51,8 +51,22 @@ pinned: false
 
 Drop photos to score their aesthetics with the AesMamba model `{model_ref}`, compare two photos, or rank them
 for a user profile (P models). Written by `aesmamba export --space`; the same app runs locally with
-`aesmamba app --model {model_ref}`. The `score` API endpoint takes one image and returns its overall score
-and each head's score (`gradio_client`: `Client(URL).predict(handle_file("photo.jpg"), api_name="/score")`).
+`aesmamba app --model {model_ref}`. The `score` API endpoint takes one image and returns its overall score,
+each head's score and its percentile (`None` without a score reference; `gradio_client`:
+`score, heads, percentile = Client(URL).predict(handle_file("photo.jpg"), api_name="/score")`).
+"""
+
+
+# the floor of the package's ``app`` extra (pyproject.toml: gradio>=6): the Space's SDK when Gradio's own
+# version cannot be read
+GRADIO_FLOOR = "6.0.0"
+
+REQUIREMENTS = """# The Space runs `aesmamba_hf.app`, so the aesmamba-hf package (with its [app] extra) must be installable
+# here: from PyPI as below, or, if this version is not published there, replace that line with a Git URL
+# ("aesmamba-hf[app] @ git+https://github.com/OWNER/REPO@TAG") or a wheel you upload into this folder
+# ("aesmamba-hf[app] @ file:///home/user/app/aesmamba_hf-{version}-py3-none-any.whl").
+torch
+aesmamba-hf[app]>={version}
 """
 
 
@@ -61,8 +75,8 @@ def _gradio_version() -> str:
         from importlib.metadata import version
 
         return version("gradio")
-    except Exception:  # noqa: BLE001 - any metadata problem: fall back to a released version
-        return "5.0.0"
+    except Exception:  # noqa: BLE001 - any metadata problem: the oldest Gradio the app supports
+        return GRADIO_FLOOR
 
 
 def write_space(model_dir: PathLike, space_dir: PathLike, *, repo_id: Optional[str] = None,
@@ -85,8 +99,7 @@ def write_space(model_dir: PathLike, space_dir: PathLike, *, repo_id: Optional[s
     with atomic_output_dir(space_dir, overwrite=overwrite) as staging:
         (staging / "app.py").write_text(APP_TEMPLATE.format(repo_id=repo, random_weights=random_weights),
                                         encoding="utf-8")
-        (staging / "requirements.txt").write_text(
-            f"torch\naesmamba-hf[app]>={__version__}\n", encoding="utf-8")
+        (staging / "requirements.txt").write_text(REQUIREMENTS.format(version=__version__), encoding="utf-8")
         models = f"models:\n- {repo}\n" if repo_id else ""
         (staging / "README.md").write_text(README_TEMPLATE.format(
             title=f"AesMamba: {model_dir.resolve().name}", gradio_version=_gradio_version(), models=models,

@@ -188,14 +188,12 @@ def _personal_tab(gr: Any, scorer: AppScorer, model: Any, workdir: Path) -> Any:
     result = gr.HTML(elem_id="aes-personal-result")
     gallery = gr.Gallery(label="Ranked for you, best first", columns=5, height=320, object_fit="contain",
                          elem_id="aes-personal-gallery")
-    available = personal.personalize_function() is not None
-    gr.Markdown(f"### Rate up to {personal.MAX_RATED_PHOTOS} photos → your adapter\nType your overall rating "
-                "of the first photos above; a small adapter learns your taste from them.")
-    adapter_note = gr.HTML("" if available else render.message(personal.PERSONALIZE_UNAVAILABLE, "info"),
-                           elem_id="aes-adapter-note")
+    gr.Markdown(f"### Rate {personal.MIN_RATINGS} to {personal.MAX_RATED_PHOTOS} photos → your adapter\nType "
+                "your overall rating of the first photos above; a small adapter learns your taste from them.")
+    adapter_note = gr.HTML("", elem_id="aes-adapter-note")
     ratings = gr.Dataframe(headers=["photo", "your rating"], datatype=["str", "number"], col_count=(2, "fixed"),
                            interactive=True, elem_id="aes-ratings", type="array")
-    train = gr.Button("Train my adapter and re-rank", elem_id="aes-adapter-button", interactive=available)
+    train = gr.Button("Train my adapter and re-rank", elem_id="aes-adapter-button")
     adapted_gallery = gr.Gallery(label="Re-ranked with your adapter", columns=5, height=320, object_fit="contain",
                                  elem_id="aes-adapter-gallery")
 
@@ -234,16 +232,14 @@ def _personal_tab(gr: Any, scorer: AppScorer, model: Any, workdir: Path) -> Any:
 
     @_guarded(lambda html: (html, []))
     def adapt(name: str, files: Any, rows: Any, *values: Any) -> tuple:
-        personalize = personal.personalize_function()
-        if personalize is None:
-            return render.message(personal.PERSONALIZE_UNAVAILABLE, "info"), []
         served, paths = p_model(name), upload_paths(files)
         rated = personal.ratings_from_table(list(rows or []), paths[: personal.MAX_RATED_PHOTOS],
                                             tuple(served.overall_head["score_range"]))
-        if not rated:
-            return render.message("Type a rating for at least one photo first."), []
+        if len(rated) < personal.MIN_RATINGS:
+            return render.message(f"Type a rating for at least {personal.MIN_RATINGS} photos first "
+                                  f"({len(rated)} so far)."), []
         profile = personal.profile_from_form(*values)
-        predictor = personal.train_adapter(served, rated, profile, workdir, personalize)
+        predictor = personal.train_adapter(served, rated, profile, workdir)
         results = scorer.score_files(name, paths, user=profile, model=predictor)
         return (render.message(f"Your adapter learned from {len(rated)} rating(s); the photos re-ranked with it "
                                "are below.", "info"), render.gallery_items(rank(results, served.overall_head.get("higher_is_better", True))))
@@ -252,29 +248,39 @@ def _personal_tab(gr: Any, scorer: AppScorer, model: Any, workdir: Path) -> Any:
     return note
 
 
+def score_api_result(scorer: AppScorer, path: Any, model_name: str = "", comment: str = ""
+                     ) -> tuple[float, dict[str, float], Any]:
+    """What ``/score`` returns for one image: the overall score, ``{head: score}`` and the overall percentile
+    (``None`` when the model carries no score reference). Raises ``ValueError`` with the reason."""
+    paths = upload_paths(path)
+    if not paths:
+        raise ValueError("no image given")
+    result = scorer.score_files(model_name or None, paths[:1], comment=comment)[0]
+    if not result.ok:
+        raise ValueError(f"{result.name}: {result.error}")
+    heads = {head: value["score"] for head, value in result.record["heads"].items()}
+    return result.score, heads, result.record.get("percentile")
+
+
 def _api(gr: Any, scorer: AppScorer) -> None:
-    """``/score``: one image (+ model name, + comment for M) → the overall score and each head's score."""
+    """``/score``: one image (+ model name, + comment for M) → the overall score, each head's score and the
+    overall percentile (None without a score reference)."""
     with gr.Group(visible=False):
         image = gr.File(label="image")
         name = gr.Dropdown(scorer.names, value=scorer.names[0], label="model")
         text = gr.Textbox(value="", label="comment")
         score = gr.Number(label="score")
         heads = gr.JSON(label="heads")
+        percentile = gr.Number(label="percentile")
         trigger = gr.Button()
 
-    def score_api(path: Any, model_name: str, comment: str) -> tuple[float, dict[str, float]]:
-        paths = upload_paths(path)
-        if not paths:
-            raise gr.Error("no image given")
+    def score_api(path: Any, model_name: str, comment: str) -> tuple[float, dict[str, float], Any]:
         try:
-            result = scorer.score_files(model_name or None, paths[:1], comment=comment)[0]
+            return score_api_result(scorer, path, model_name, comment)
         except EXPECTED_ERRORS as err:
             raise gr.Error(str(err)) from err
-        if not result.ok:
-            raise gr.Error(f"{result.name}: {result.error}")
-        return result.score, {head: value["score"] for head, value in result.record["heads"].items()}
 
-    trigger.click(score_api, [image, name, text], [score, heads], api_name="score")
+    trigger.click(score_api, [image, name, text], [score, heads, percentile], api_name="score")
 
 
-__all__ = ["CSS", "build_app", "header_markdown"]
+__all__ = ["CSS", "build_app", "header_markdown", "score_api_result"]

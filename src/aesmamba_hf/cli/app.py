@@ -4,7 +4,8 @@ Without ``--model`` it serves the models ``aesmamba demo`` exported (``./aesmamb
 ``--demo-dir``), labelled as demo models trained on synthetic ratings. Random-weight models are refused unless
 ``--random-weights`` (then the page carries a banner). Uploads are limited to ``--max-file-mb``; everything
 the app writes stays in a temporary folder removed on exit. ``--write-space DIR`` writes a Hugging Face Space
-folder for the (one) ``--model`` instead of serving. Needs Gradio: ``pip install aesmamba-hf[app]``.
+folder for the (one) ``--model`` instead of serving (``--repo-id``, ``--overwrite`` as for ``aesmamba export
+--space``). Needs Gradio: ``pip install aesmamba-hf[app]``.
 """
 
 from __future__ import annotations
@@ -29,7 +30,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="serve models marked as holding random weights (with a banner: scores are meaningless)")
     parser.add_argument("--write-space", metavar="DIR", default=None,
                         help="write a Hugging Face Space folder (app.py, requirements.txt, README.md, model/) for "
-                             "--model and exit")
+                             "--model and exit (the same as `aesmamba export ... --space DIR`)")
+    parser.add_argument("--repo-id", default=None, help="with --write-space: the model's Hub id, named in the "
+                        "Space card and loaded when the Space holds no copy (default: the folder's name)")
+    parser.add_argument("--overwrite", action="store_true", help="with --write-space: replace a non-empty DIR")
     parser.set_defaults(func=run)
 
 
@@ -65,7 +69,7 @@ def _write_space(args: argparse.Namespace) -> int:
         print("aesmamba app: error: --write-space needs exactly one --model FOLDER", file=sys.stderr)
         return 2
     try:
-        path = write_space(args.model[0], args.write_space)
+        path = write_space(args.model[0], args.write_space, repo_id=args.repo_id, overwrite=args.overwrite)
     except (ModelLoadError, OSError, ValueError) as err:
         print(f"aesmamba app: error: {err}", file=sys.stderr)
         return 1

@@ -79,15 +79,10 @@ def run(args: argparse.Namespace) -> int:
 
 def _space_problem(args: argparse.Namespace) -> str:
     """Why the Space folder cannot be written, checked before exporting ('' when it can)."""
-    from pathlib import Path
+    from ..io_utils import OutputLocationError, check_new_output_dir
 
-    from ..io_utils import OutputLocationError, check_output_dir
-
-    space = Path(args.space)
-    if space.is_dir() and any(space.iterdir()) and not args.overwrite:
-        return f"{space} is not empty; choose another folder or pass --overwrite"
     try:
-        check_output_dir(space, "--space folder")
+        check_new_output_dir(args.space, overwrite=args.overwrite, what="--space folder", how="pass --overwrite")
     except OutputLocationError as err:
         return str(err)
     return ""

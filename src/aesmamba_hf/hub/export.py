@@ -39,7 +39,7 @@ import torch
 
 from ..configuration_aesmamba import AesMambaConfig
 from ..inference.loading import ModelLoadError, load_model, load_processor, load_processor_for_config
-from ..io_utils import OutputLocationError, atomic_output_dir, atomic_write_text, check_output_dir
+from ..io_utils import OutputLocationError, atomic_output_dir, atomic_write_text, check_new_output_dir
 from ..modeling_aesmamba import AesMambaForAestheticAssessment
 from ..registry import Variant, get_variant, is_variant_name, variant_config, variant_folder
 from .model_card import DEFAULT_LICENSE, build_model_card
@@ -279,16 +279,11 @@ def _read_metrics(metrics: Union[None, PathLike, dict[str, Any]]) -> Optional[di
 def check_export_dir(out_dir: PathLike, overwrite: bool) -> Path:
     """The export folder, refused before any work when it is a file, not empty (unless ``overwrite``) or not
     writable (every export format checks it the same way)."""
-    out = Path(out_dir)
-    if out.exists() and not out.is_dir():
-        raise ExportError(f"{out} exists and is a file; give a folder")
-    if out.exists() and any(out.iterdir()) and not overwrite:
-        raise ExportError(f"{out} is not empty; pass overwrite=True (--overwrite) to replace it")
     try:
-        check_output_dir(out, "export folder")
+        return check_new_output_dir(out_dir, overwrite=overwrite, what="export folder",
+                                    how="pass overwrite=True (--overwrite) to replace it")
     except OutputLocationError as err:
         raise ExportError(str(err)) from err
-    return out
 
 
 def export_model(

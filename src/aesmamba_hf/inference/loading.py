@@ -27,7 +27,7 @@ from typing import Any, Optional, Union
 
 import torch
 
-from ..configuration_aesmamba import AesMambaConfig
+from ..configuration_aesmamba import AesMambaConfig, validate_score_reference
 from ..image_processing_aesmamba import AesMambaImageProcessor
 from ..modeling_aesmamba import AesMambaForAestheticAssessment
 from ..processing_aesmamba import AesMambaProcessor
@@ -337,7 +337,9 @@ def load_model(
     notes: list[str] = []
     processor = load_processor(source, config, notes)  # before the weights: a missing tokenizer fails fast
     try:
-        model = AesMambaForAestheticAssessment.from_pretrained(source, config=config, dtype=dtype,
+        # an adapter merges into float32 weights, cast afterwards: its small deltas would round away in bf16
+        load_dtype = torch.float32 if adapter is not None else dtype
+        model = AesMambaForAestheticAssessment.from_pretrained(source, config=config, dtype=load_dtype,
                                                                **from_pretrained_kwargs)
     except (OSError, ValueError, RuntimeError) as err:
         hint = ""
@@ -349,24 +351,48 @@ def load_model(
         warnings.warn(random_weights_banner(source), LoaderWarning, stacklevel=2)
     model = model.to(pick_device(device)).eval()
     if adapter is not None:
-        model = with_adapter(model, adapter)
+        model = with_adapter(model, adapter, notes).to(dtype)
     return LoadedModel(model=model, processor=processor, source=source, random_weights=random_weights, notes=notes)
 
 
 def with_adapter(model: AesMambaForAestheticAssessment, adapter: PathLike,
                  notes: Optional[list[str]] = None) -> AesMambaForAestheticAssessment:
-    """``model`` with a per-user PEFT adapter merged in (a plain AesMamba model again; ``model`` itself is
-    changed). Raises :class:`ModelLoadError` naming the adapter folder when it cannot be applied."""
+    """``model`` with a per-user PEFT adapter merged in (a plain AesMamba model again, in ``model``'s dtype;
+    ``model`` itself is changed). The merge runs in float32 (a bf16 model is upcast for it): small LoRA deltas
+    would otherwise round away. ``notes`` gets a line naming the adapter (folder, kind, user). Raises
+    :class:`ModelLoadError` naming the adapter folder when it cannot be applied."""
     from ..piaa.adapters import AdapterError, merge_adapter, read_personalization
 
+    dtype = next(model.parameters()).dtype
     try:
-        merged = merge_adapter(model, adapter)
-        prompt = read_personalization(adapter).get("prompt")
+        meta = read_personalization(adapter)
+        merged = merge_adapter(model.float(), adapter).to(dtype)
     except AdapterError as err:
         raise ModelLoadError(str(err)) from err
+    # the base's score reference describes the base, not this user's scorer: percentiles only from the
+    # adapter's own reference (personalization.json "score_reference"), else none
+    base_reference = getattr(merged.config, "score_reference", None)
+    try:
+        merged.config.score_reference = validate_score_reference(meta.get("score_reference"),
+                                                                 list(merged.config.head_names))
+    except ValueError as err:
+        raise ModelLoadError(f"adapter {os.fspath(adapter)}: {err}") from err
     if notes is not None:
-        notes.append(f"personal adapter {os.fspath(adapter)}" + (f" (prompt: {prompt!r})" if prompt else ""))
+        notes.append(adapter_note(adapter, meta))
+        if base_reference and not merged.config.score_reference:
+            notes.append(f"no percentiles: the base's score reference does not describe the adapted model and "
+                         f"the adapter {os.fspath(adapter)} carries none")
     return merged
+
+
+def adapter_note(adapter: PathLike, meta: dict[str, Any]) -> str:
+    """One line naming a personal adapter: its folder, kind, user and prompt (as far as its metadata says)."""
+    kind = (meta.get("config") or {}).get("kind", "PEFT")
+    profile = meta.get("profile") or {}
+    user = profile.get("user_id") or Path(adapter).name
+    prompt = meta.get("prompt")
+    return (f"personal adapter {os.fspath(adapter)} (kind {kind}, user {user})"
+            + (f"; prompt: {prompt!r}" if prompt else ""))
 
 
 def variant_processor(name: str) -> AesMambaProcessor:
@@ -387,6 +413,7 @@ __all__ = [
     "ModelLoadError",
     "with_adapter",
     "RandomWeightsError",
+    "adapter_note",
     "bundled_tokenizer",
     "check_weights",
     "default_processor_for_config",

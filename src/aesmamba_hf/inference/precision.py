@@ -1,7 +1,7 @@
 """Inference precision: float32 (the default) or bfloat16 weights.
 
-``load_model(..., dtype="bfloat16")``, ``Predictor(..., dtype=torch.bfloat16)``, ``pipeline(...,
-dtype=torch.bfloat16)`` and ``aesmamba score --dtype bfloat16`` load the weights in bfloat16: the matmuls,
+``load_model(..., dtype="bfloat16")``, ``Predictor(..., dtype=torch.bfloat16)`` (casts a copy of the model),
+``pipeline(..., dtype=torch.bfloat16)`` and ``aesmamba score --dtype bfloat16`` load the weights in bfloat16: the matmuls,
 convolutions and LayerNorms run in bfloat16, while the selective scan always computes in float32 (every scan
 backend casts its operands up and its output back), so the recurrence over thousands of positions does not
 accumulate bfloat16 rounding. Scores come out as float32 in every record.

@@ -15,6 +15,7 @@ The pipeline, the scorer, ``aesmamba score``, the evaluation report and the PIAA
 
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -26,6 +27,7 @@ import torch
 
 from ..evaluation.calibration import percentile_tables
 from ..image_processing_aesmamba import ImageLoadError
+from ..peft_utils import is_peft_model
 from ..tasks import Task
 from ..training.collator import AesMambaDataCollator, open_image_cell
 
@@ -87,8 +89,9 @@ class Predictor:
         batch_size: examples per forward pass.
         device: move the model there first (default: leave it where its parameters are).
         decode_workers: threads decoding images (0: decode in the calling thread).
-        dtype: cast the model's weights to ``float32`` or ``bfloat16`` first (default: leave them); scores
-            are float32 either way.
+        dtype: score with the model's weights in ``float32`` or ``bfloat16`` (default: leave them): a model in
+            another dtype is *copied* and the copy cast (the caller's model is left as it is; to avoid the
+            copy, load in that dtype: ``load_model(..., dtype=)``); scores are float32 either way.
     """
 
     def __init__(self, model: Any, processor: Any, *, batch_size: int = 8,
@@ -100,7 +103,9 @@ class Predictor:
         if dtype is not None:
             from .precision import resolve_dtype
 
-            self.model = self.model.to(resolve_dtype(dtype))
+            dtype = resolve_dtype(dtype)
+            if next(self.model.parameters()).dtype != dtype:  # a copy: .to() would change the caller's model
+                self.model = copy.deepcopy(self.model).to(dtype)
         self.processor = processor
         self.batch_size = int(batch_size)
         self.decode_workers = int(decode_workers)
@@ -113,7 +118,14 @@ class Predictor:
 
     @property
     def config(self) -> Any:
-        return self.model.config
+        """The model's config; for a model with PEFT adapters (``piaa.load_adapter``/``AdapterBank``) a copy
+        without ``score_reference``: the base's reference does not describe an adapted model, so such records
+        have no ``percentile`` (a merged adapter carries its own, see ``with_adapter``)."""
+        config = self.model.config
+        if getattr(config, "score_reference", None) and is_peft_model(self.model):
+            config = copy.copy(config)
+            config.score_reference = None
+        return config
 
     @property
     def device(self) -> torch.device:

@@ -22,6 +22,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Optional, Union
 
+from ..peft_utils import is_peft_model  # noqa: F401  (public here too)
+
 PathLike = Union[str, os.PathLike]
 
 ADAPTER_KINDS = ("lora_heads", "lora_fusion_heads", "heads")
@@ -32,14 +34,6 @@ ADAPTER_CONFIG_FILE = "adapter_config.json"
 
 class AdapterError(ValueError):
     """An adapter folder that is missing, broken or made for another base model."""
-
-
-def is_peft_model(model: Any) -> bool:
-    try:
-        from peft import PeftModel
-    except ImportError:  # pragma: no cover - peft is a core dependency
-        return False
-    return isinstance(model, PeftModel)
 
 
 def adapter_config(model: Any, kind: str = DEFAULT_ADAPTER_KIND, rank: int = 4, alpha: Optional[float] = None,

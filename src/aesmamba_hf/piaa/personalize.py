@@ -30,7 +30,7 @@ import torch
 
 from ..image_processing_aesmamba import ImageLoadError, load_image
 from ..inference.predictor import overall_head_index
-from ..io_utils import atomic_output_dir, atomic_write_json
+from ..io_utils import atomic_output_dir, atomic_write_json, check_new_output_dir
 from ..prompts import UserProfile
 from .adapters import (
     DEFAULT_ADAPTER_KIND,
@@ -328,62 +328,80 @@ def personalize(
     Raises:
         RatingsError: bad ratings (the message names the row/column); ValueError: a bad profile (names the field).
     """
-    from ..inference.loading import load_model, load_processor_for_config, pick_device
+    from ..inference.loading import pick_device
 
     config = config or PersonalizeConfig()
     say = progress or (lambda line: None)
     start = time.perf_counter()
     device = pick_device(config.device)
-    if isinstance(base, (str, os.PathLike)):
-        base_name = os.fspath(base)
-        loaded = load_model(base, device=device)
-        base_model, processor = loaded.model, processor or loaded.processor
-    else:
-        if is_peft_model(base):
-            raise ValueError("personalize() takes the shared base model, not a model with an adapter")
-        base_model, base_name = base, getattr(base, "name_or_path", "") or "in-memory model"
-        processor = processor or load_processor_for_config(base.config)
-    base_model = base_model.eval()
-    user = load_profile(profile)
-    if base_model.config.uses_text and base_model.config.task == "P" and user is None:
-        raise ValueError("a P model personalises with the user's profile (it builds the SMP prompt): pass "
-                         "profile= / --profile USER.json")
-    if user is not None and not (base_model.config.uses_text and base_model.config.task == "P"):
-        raise ValueError(f"a {base_model.config.task} model takes no user profile; drop profile= / --profile")
-    prompt = user.to_prompt() if user is not None else None
+    base_model, processor, base_name = _base_and_processor(base, processor, device)
+    user = _profile_for(base_model.config, profile)
     checked = read_ratings(ratings, base_model.config, config.min_ratings)
     if output_dir is not None:  # refuse a bad output folder before the training
-        _check_output(Path(output_dir), overwrite)
+        check_new_output_dir(output_dir, overwrite=overwrite, what="adapter folder",
+                             how="pass overwrite=True (--overwrite)")
     rows = _training_rows(checked, base_model, processor, user, config.batch_size)
     say(f"{len(rows)} ratings read; choosing the epochs on {config.validation_folds} folds of them")
     epochs, curve = choose_epochs(base_model, processor, rows, config, device)
     say(f"validation SRCC per epoch count: {curve}; training the adapter on all ratings for {epochs} epochs")
     model, _ = train_adapter(base_model, processor, rows, config, epochs, device=device)
+    meta = _metadata(base_name, base_model.config, user, checked, epochs, curve, config)
     result = PersonalizeResult(adapter_dir=None, model=model, epochs=epochs, validation_srcc=curve,
-                               num_ratings=len(rows), prompt=prompt, seconds=0.0)
-    meta = {"base": base_name, "base_task": base_model.config.task, "base_heads": list(base_model.config.head_names),
-            "profile": user.to_dict() if user is not None else None, "prompt": prompt, "num_ratings": len(rows),
-            "epochs": epochs, "validation_srcc": {str(k): v for k, v in curve.items()}, "config": config.to_dict(),
-            "images": [str(r["image"]) if isinstance(r["image"], (str, os.PathLike)) else None for r in checked]}
+                               num_ratings=len(rows), prompt=meta["prompt"], seconds=0.0, details=meta)
     if output_dir is not None:
-        with atomic_output_dir(output_dir, overwrite=overwrite) as staging:
-            model.save_pretrained(staging)
-            atomic_write_json(staging / PERSONALIZATION_FILE, meta)
-            if user is not None:  # what `aesmamba score --adapter DIR` builds the prompt from
-                user.to_json(staging / PROFILE_FILE)
-        result.adapter_dir = Path(output_dir)
+        result.adapter_dir = _save_adapter(output_dir, model, meta, user, overwrite)
         result.adapter_bytes = adapter_size_bytes(output_dir)
-    result.details = meta
     result.seconds = time.perf_counter() - start
     say(f"done in {result.seconds:.1f} s" + (f": {result.adapter_dir}" if result.adapter_dir else ""))
     return result
 
 
-def _check_output(out: Path, overwrite: bool) -> None:
-    if out.exists() and not out.is_dir():
-        raise FileExistsError(f"{out} exists and is a file, not a folder")
-    if out.is_dir() and any(out.iterdir()) and not overwrite:
-        raise FileExistsError(f"{out} is not empty; choose another folder or overwrite it")
+def _base_and_processor(base: Any, processor: Any, device: torch.device) -> tuple[Any, Any, str]:
+    """The base model (eval mode), its processor and the name recorded for it: ``base`` loaded when it is a
+    folder / alias / Hub id, else used as given (never an adapter model)."""
+    from ..inference.loading import load_model, load_processor_for_config
+
+    if isinstance(base, (str, os.PathLike)):
+        loaded = load_model(base, device=device)
+        return loaded.model.eval(), processor or loaded.processor, os.fspath(base)
+    if is_peft_model(base):
+        raise ValueError("personalize() takes the shared base model, not a model with an adapter")
+    name = getattr(base, "name_or_path", "") or "in-memory model"
+    return base.eval(), processor or load_processor_for_config(base.config), name
+
+
+def _profile_for(config: Any, profile: Union[None, PathLike, Mapping[str, Any], UserProfile]
+                 ) -> Optional[UserProfile]:
+    """The user's profile, required by a P model (it builds the SMP prompt) and refused by the others."""
+    user = load_profile(profile)
+    reads_profile = config.uses_text and config.task == "P"
+    if reads_profile and user is None:
+        raise ValueError("a P model personalises with the user's profile (it builds the SMP prompt): pass "
+                         "profile= / --profile USER.json")
+    if user is not None and not reads_profile:
+        raise ValueError(f"a {config.task} model takes no user profile; drop profile= / --profile")
+    return user
+
+
+def _metadata(base_name: str, config: Any, user: Optional[UserProfile], checked: Sequence[dict[str, Any]],
+              epochs: int, curve: dict[int, float], settings: PersonalizeConfig) -> dict[str, Any]:
+    """What ``personalization.json`` records: the base, the user, the training and the rated images."""
+    return {"base": base_name, "base_task": config.task, "base_heads": list(config.head_names),
+            "profile": user.to_dict() if user is not None else None,
+            "prompt": user.to_prompt() if user is not None else None, "num_ratings": len(checked),
+            "epochs": epochs, "validation_srcc": {str(k): v for k, v in curve.items()}, "config": settings.to_dict(),
+            "images": [str(r["image"]) if isinstance(r["image"], (str, os.PathLike)) else None for r in checked]}
+
+
+def _save_adapter(output_dir: PathLike, model: Any, meta: dict[str, Any], user: Optional[UserProfile],
+                  overwrite: bool) -> Path:
+    """The adapter folder, written atomically: PEFT's files, ``personalization.json`` and the profile."""
+    with atomic_output_dir(output_dir, overwrite=overwrite) as staging:
+        model.save_pretrained(staging)
+        atomic_write_json(staging / PERSONALIZATION_FILE, meta)
+        if user is not None:  # what `aesmamba score --adapter DIR` builds the prompt from
+            user.to_json(staging / PROFILE_FILE)
+    return Path(output_dir)
 
 
 __all__ = ["MIN_RATINGS", "PersonalizeConfig", "PersonalizeResult", "RatingsError", "choose_epochs",

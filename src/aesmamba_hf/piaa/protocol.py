@@ -129,7 +129,7 @@ def finetune(
     with tempfile.TemporaryDirectory(prefix="aesmamba-piaa-") as scratch:
         cfg.output_dir = scratch
         fitted = fit(cfg, model, collator.processor, list(train_rows), list(validation) if validation else None,
-                     tune=config.tune, quiet=True)
+                     tune=None if config.adapter is not None else config.tune, quiet=True)
     state = fitted.trainer.state
     losses = [entry["loss"] for entry in state.log_history if "loss" in entry]
     best_epoch = config.epochs

@@ -19,6 +19,7 @@ from typing import Any, Optional
 
 from torch import nn
 
+from ..peft_utils import adapter_modules, is_peft_model
 from .recipes import TrainConfig
 
 logger = logging.getLogger(__name__)
@@ -47,6 +48,26 @@ def _stay_in_eval(self: nn.Module, mode: bool = True) -> nn.Module:
 
 
 @contextlib.contextmanager
+def _others_in_eval(model: nn.Module, tuned: list[nn.Module]) -> Iterator[None]:
+    """Inside the block every module outside ``tuned`` (and holding none of them) stays in eval mode even when
+    the Trainer calls ``model.train()`` (frozen dropout off); on exit every module's mode is as it was."""
+    modes = {name: m.training for name, m in model.named_modules()}
+    tuned_ids = {id(m) for t in tuned for m in t.modules()}
+    frozen = [m for m in model.modules() if id(m) not in tuned_ids and not any(
+        id(child) in tuned_ids for child in m.modules())]
+    try:
+        for module in frozen:
+            module.train = types.MethodType(_stay_in_eval, module)
+            nn.Module.train(module, False)
+        yield
+    finally:
+        for module in frozen:
+            module.__dict__.pop("train", None)  # back to the class's method
+        for name, module in model.named_modules():
+            module.training = modes[name]
+
+
+@contextlib.contextmanager
 def trainable_parts(model: Any, tune: str) -> Iterator[list[nn.Parameter]]:
     """Train only the modules of ``tune`` inside the block: the others get ``requires_grad=False`` and stay in
     eval mode even when the Trainer calls ``model.train()``; on exit every module's ``requires_grad`` and
@@ -57,25 +78,23 @@ def trainable_parts(model: Any, tune: str) -> Iterator[list[nn.Parameter]]:
         yield [p for p in model.parameters() if p.requires_grad]
         return
     requires = {name: p.requires_grad for name, p in model.named_parameters()}
-    modes = {name: m.training for name, m in model.named_modules()}
-    tuned_ids = {id(m) for t in tuned for m in t.modules()}
-    frozen = [m for m in model.modules() if id(m) not in tuned_ids and not any(
-        id(child) in tuned_ids for child in m.modules())]
     try:
         model.requires_grad_(False)
         for module in tuned:
             module.requires_grad_(True)
-        for module in frozen:
-            module.train = types.MethodType(_stay_in_eval, module)
-            nn.Module.train(module, False)
-        yield [p for p in model.parameters() if p.requires_grad]
+        with _others_in_eval(model, tuned):
+            yield [p for p in model.parameters() if p.requires_grad]
     finally:
-        for module in frozen:
-            module.__dict__.pop("train", None)  # back to the class's method
-        for name, module in model.named_modules():
-            module.training = modes[name]
         for name, param in model.named_parameters():
             param.requires_grad_(requires[name])
+
+
+@contextlib.contextmanager
+def adapter_only(model: Any) -> Iterator[list[nn.Parameter]]:
+    """For a PEFT model: the adapter layers train (PEFT already left only their parameters trainable), every
+    other module (the frozen base: vision dropout, BERT's dropout, ...) stays in eval mode inside the block."""
+    with _others_in_eval(model, adapter_modules(model)):
+        yield [p for p in model.parameters() if p.requires_grad]
 
 
 @contextlib.contextmanager
@@ -90,14 +109,6 @@ def scan_backend_for_run(model: Any, backend: Optional[str]) -> Iterator[None]:
         yield
     finally:
         model.set_scan_backend(previous)
-
-
-def _is_peft_model(model: Any) -> bool:
-    try:
-        from peft import PeftModel
-    except ImportError:  # pragma: no cover - peft is a core dependency
-        return False
-    return isinstance(model, PeftModel)
 
 
 @dataclass
@@ -115,7 +126,7 @@ def fit(
     train_dataset: Any,
     eval_dataset: Any = None,
     *,
-    tune: str = "all",
+    tune: Optional[str] = None,
     compute_metrics: Optional[Callable] = None,
     callbacks: Optional[list] = None,
     resume_from: Optional[str] = None,
@@ -128,17 +139,21 @@ def fit(
         train_dataset, eval_dataset: ``datasets.Dataset`` or a list of rows in the :mod:`aesmamba_hf.data`
             schema (``image``, ``labels``, optional ``class_labels``, ``comment`` or ``user``). Without an
             ``eval_dataset`` set ``cfg.eval_strategy="no"``: the last weights are kept.
-        tune: which parts to train (:data:`TUNE_CHOICES`). A PEFT-wrapped model (``peft.PeftModel``, e.g. a
-            per-user adapter of :mod:`aesmamba_hf.piaa.adapters`) trains its adapter only, whatever ``tune``.
+        tune: which parts to train (:data:`TUNE_CHOICES`; default ``"all"``). A PEFT-wrapped model
+            (``peft.PeftModel``, e.g. a per-user adapter of :mod:`aesmamba_hf.piaa.adapters`) trains its adapter
+            only, with the frozen base in eval mode; giving it a ``tune`` is an error.
         resume_from: a ``checkpoint-*`` folder to continue from.
         quiet: no per-log line on stderr (many short runs, e.g. PIAA).
     """
     from .trainer import LogToStderr, build_trainer
 
-    peft_wrapped = _is_peft_model(model)
-    if peft_wrapped:
-        tune = "all"  # PEFT left exactly the adapter's parameters trainable
-    with scan_backend_for_run(model, cfg.scan_backend), trainable_parts(model, tune):
+    peft_wrapped = is_peft_model(model)
+    if peft_wrapped and tune is not None:
+        raise ValueError(f"tune={tune!r} with a PEFT model: its adapter is what trains (the base stays frozen); "
+                         "leave tune unset, or fine-tune the base model itself")
+    tune = tune or "all"
+    parts = adapter_only(model) if peft_wrapped else trainable_parts(model, tune)
+    with scan_backend_for_run(model, cfg.scan_backend), parts:
         trainer = build_trainer(cfg, model, processor, train_dataset, eval_dataset, compute_metrics, callbacks)
         if quiet:
             trainer.remove_callback(LogToStderr)
@@ -148,5 +163,5 @@ def fit(
     return FitResult(trainer=trainer, train_output=output)
 
 
-__all__ = ["FitResult", "TUNE_CHOICES", "fit", "scan_backend_for_run", "trainable_modules",
+__all__ = ["FitResult", "TUNE_CHOICES", "adapter_only", "fit", "scan_backend_for_run", "trainable_modules",
            "trainable_parts"]

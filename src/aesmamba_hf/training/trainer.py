@@ -34,7 +34,7 @@ import sys
 import warnings
 from collections.abc import Callable, Mapping
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Optional, Union
 
@@ -574,7 +574,7 @@ def training_arguments_kwargs(cfg: TrainConfig, world: Optional[int] = None) -> 
         save_total_limit=cfg.save_total_limit,
         seed=cfg.seed,
         bf16=cfg.bf16,
-        activation_checkpointing=cfg.activation_checkpointing,
+        **_checkpointing_argument(cfg.activation_checkpointing),
         use_cpu=use_cpu,
         report_to="none",
         remove_unused_columns=False,  # the collator needs image/comment/user; the default drops them
@@ -589,6 +589,13 @@ def training_arguments_kwargs(cfg: TrainConfig, world: Optional[int] = None) -> 
         kwargs["ddp_backend"] = "gloo"
     kwargs.update(cfg.training_args)
     return kwargs
+
+
+def _checkpointing_argument(enabled: bool) -> dict[str, bool]:
+    """``activation_checkpointing`` where this transformers has it (5.x renamed ``gradient_checkpointing``,
+    which stays as a deprecated alias until v6), else the older name: the core dependency allows any 5.x."""
+    names = {f.name for f in fields(TrainingArguments)}
+    return {"activation_checkpointing" if "activation_checkpointing" in names else "gradient_checkpointing": enabled}
 
 
 def make_training_arguments(cfg: TrainConfig) -> TrainingArguments:
