@@ -71,12 +71,10 @@ def reference_examples(data: list[str], all_files: bool = False) -> tuple[list[d
 
 
 def _check_target(args: argparse.Namespace) -> None:
-    from ..io_utils import check_output_dir
+    from ..io_utils import check_new_output_dir
 
     if args.output:
-        check_output_dir(args.output, "--output")
-        if os.path.isdir(args.output) and any(os.scandir(args.output)) and not args.overwrite:
-            raise ValueError(f"--output {args.output} is not empty (--overwrite replaces it)")
+        check_new_output_dir(args.output, overwrite=args.overwrite, what="--output", how="pass --overwrite")
     elif not os.path.isfile(os.path.join(args.model, "config.json")):
         raise ValueError(f"{args.model} is not a local model folder: give --output DIR to write a calibrated copy")
 
