@@ -13,6 +13,7 @@ import math
 import os
 from pathlib import Path
 
+import numpy as np
 import pytest
 from PIL import Image
 
@@ -87,12 +88,21 @@ def test_report_json_has_every_stage_and_measured_numbers(demo):
 def test_goals_are_reported_with_the_measured_values(demo):
     _, report, _ = demo
     goals = report["goals"]
-    assert len(goals) == 5
+    assert len(goals) == 7  # five model goals, then the two PIAA few-shot goals
     v = report["evaluation"]["V"]["mean_srcc"]
     first = goals[0]
     assert first["met"] == (v >= 0.85) and f"{v:.4f}" in first["measured"]
     m_vs_v = goals[2]
     assert m_vs_v["met"] == (report["evaluation"]["M"]["mean_srcc"] > v)
+    # the PIAA goals follow from the per-user SRCCs the report stores (means over finite users)
+    per_user = report["piaa"]["methods"]["adapter"]["per_user_aesthetic_srcc"]
+    shots = sorted((k for k in per_user if k != "zero_shot"), key=int)
+    mean = {k: float(np.nanmean([np.nan if x is None else x for x in per_user[k].values()]))
+            for k in ("zero_shot", *shots)}
+    few_goal, many_goal = goals[5], goals[6]
+    assert few_goal["met"] == (mean[shots[0]] >= mean["zero_shot"] + 0.05)
+    assert f"{mean[shots[0]]:.4f}" in few_goal["measured"]
+    assert many_goal["met"] == (mean[shots[-1]] >= mean[shots[0]])
 
 
 def test_report_markdown_states_data_numbers_and_ablation(demo):
