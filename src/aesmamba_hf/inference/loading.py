@@ -289,6 +289,35 @@ def load_config(source: PathLike) -> AesMambaConfig:
     return config
 
 
+def inspect_model(name_or_path: PathLike, *, allow_random: bool = False
+                  ) -> tuple[str, Optional[Path], AesMambaConfig, bool]:
+    """Every check of a model short of loading its weights: ``(source, folder or None, config,
+    random_weights)``. The loader runs it first; the Ray driver runs it alone (each actor loads its own copy).
+
+    Raises:
+        ModelLoadError: the folder/repo is missing, not an AesMamba model, or its weight files are broken.
+        RandomWeightsError: the model holds random weights and ``allow_random`` is False.
+    """
+    try:
+        source = resolve_model(name_or_path)
+    except ValueError as err:
+        raise ModelLoadError(str(err)) from err
+    folder = Path(source) if os.path.isdir(source) else None
+    if folder is not None:
+        _check_folder(folder)
+    config = load_config(source)
+    random_weights = has_random_weights(config, folder)
+    if random_weights and not allow_random:
+        raise RandomWeightsError(
+            f"{source} holds RANDOM weights (built without trained weights); its scores are meaningless. Convert "
+            "an official checkpoint (aesmamba export VARIANT DIR --weights FILE.pth) or train one (aesmamba "
+            "train), or pass allow_random=True / --random-weights to use it anyway (e.g. for a smoke test)"
+        )
+    if folder is not None:
+        check_weights(folder, config)
+    return str(source), folder, config, random_weights
+
+
 def load_model(
     name_or_path: PathLike,
     *,
@@ -318,22 +347,9 @@ def load_model(
 
     try:
         dtype = resolve_dtype(dtype)
-        source = resolve_model(name_or_path)
     except ValueError as err:
         raise ModelLoadError(str(err)) from err
-    folder = Path(source) if os.path.isdir(source) else None
-    if folder is not None:
-        _check_folder(folder)
-    config = load_config(source)
-    random_weights = has_random_weights(config, folder)
-    if random_weights and not allow_random:
-        raise RandomWeightsError(
-            f"{source} holds RANDOM weights (built without trained weights); its scores are meaningless. Convert "
-            "an official checkpoint (aesmamba export VARIANT DIR --weights FILE.pth) or train one (aesmamba "
-            "train), or pass allow_random=True / --random-weights to use it anyway (e.g. for a smoke test)"
-        )
-    if folder is not None:
-        check_weights(folder, config)
+    source, folder, config, random_weights = inspect_model(name_or_path, allow_random=allow_random)
     notes: list[str] = []
     processor = load_processor(source, config, notes)  # before the weights: a missing tokenizer fails fast
     try:
@@ -412,6 +428,7 @@ __all__ = [
     "LoaderWarning",
     "ModelLoadError",
     "with_adapter",
+    "inspect_model",
     "RandomWeightsError",
     "adapter_note",
     "bundled_tokenizer",

@@ -30,7 +30,6 @@ import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any, Optional
 
 import numpy as np
@@ -415,36 +414,13 @@ class _ShardCollector:
 def check_model(model: str, allow_random: bool = False) -> tuple[str, Any, list[str]]:
     """The driver's look at the model before any work: ``(source, config, notes)``. Its config, random-weights
     mark and weight files are checked; the weights are not loaded (each actor loads its own copy)."""
-    from ..registry import resolve_model
-    from .loading import (
-        ModelLoadError,
-        RandomWeightsError,
-        check_weights,
-        has_random_weights,
-        has_weights,
-        load_config,
-        random_weights_banner,
-    )
+    from .loading import inspect_model, random_weights_banner
 
-    try:
-        source = resolve_model(model)
-    except ValueError as err:
-        raise ModelLoadError(str(err)) from err
-    folder = Path(source) if os.path.isdir(source) else None
-    if folder is not None and (folder / "config.json").is_file() and not has_weights(folder):
-        raise ModelLoadError(f"{folder}: config.json but no weights (model.safetensors); save the model with "
-                             "save_pretrained or export it with `aesmamba export`")
-    config = load_config(source)
-    notes = []
-    if has_random_weights(config, folder):
-        if not allow_random:
-            raise RandomWeightsError(f"{source} holds RANDOM weights (built without trained weights); its scores "
-                                     "are meaningless. Pass --random-weights to use it anyway (e.g. a smoke test)")
-        notes.append(random_weights_banner(source))
+    source, folder, config, random_weights = inspect_model(model, allow_random=allow_random)
+    notes = [random_weights_banner(source)] if random_weights else []
     if folder is not None:
-        check_weights(folder, config)
         source = os.path.abspath(source)
-    return str(source), config, notes
+    return source, config, notes
 
 
 def run_job(options: JobOptions, *, progress: bool = True,
