@@ -33,6 +33,12 @@ def _cpuinfo_fields() -> dict[str, str]:
     return {key.strip(): value.strip() for key, value in pairs}
 
 
+def _family_model(fields: dict[str, str]) -> Optional[str]:
+    if "cpu family" not in fields:
+        return None
+    return f"{fields.get('vendor_id', '?')} family {fields['cpu family']} model {fields.get('model', '?')}"
+
+
 def cpu_description() -> dict[str, Any]:
     """CPU model, its vector flags, core count, torch's threads and CPU capability, and the load average."""
     import torch
@@ -41,6 +47,10 @@ def cpu_description() -> dict[str, Any]:
     present = set(fields.get("flags", "").split())
     return {
         "model": fields.get("model name") or platform.processor() or platform.machine(),
+        # a bare "AMD EPYC" names four generations: family/model tell them apart (family 23 model 1 is Zen 1,
+        # whose 256-bit AVX2 instructions run as two 128-bit halves; family 25 model 17 is Zen 4 with AVX-512)
+        "family_model": _family_model(fields),
+        "mhz": fields.get("cpu MHz"),
         "machine": platform.machine(),
         "cpu_count": os.cpu_count(),
         "flags": [flag for flag in VECTOR_FLAGS if flag in present],

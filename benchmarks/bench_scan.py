@@ -7,6 +7,12 @@ measured in this same process, and the max abs error of fused against the refere
 
     python benchmarks/bench_scan.py            # full run (the sequential reference takes minutes)
     python benchmarks/bench_scan.py --quick    # fewer repeats, no reference/chunked backward
+    python benchmarks/bench_scan.py --breakdown --threads 1   # where the fused kernel's time goes
+
+``--breakdown`` adds, per stage, the fused forward's cost per state update (thread-nanoseconds: time × threads
+/ (batch·K·L·d_inner·N)) and the cost of the kernel's vectorised ``exp2`` alone in a loop of the same shape,
+so the share of the exponential (one per state update: exp(Δ·A) has no shared factor across states) is
+measured on the CPU at hand.
 """
 
 from __future__ import annotations
@@ -78,6 +84,29 @@ def fwd_bwd_fn(inputs, backend):
     return run
 
 
+def exp2_ns_per_element(width: int, repeats: int) -> float:
+    """Thread-nanoseconds per element of the kernel's own vectorised exp2 (inlined from
+    ``selective_scan_cpu``) in a loop shaped like the state update: ``h[n, i] += exp2(Δ[t, i]·A2[n, i])``."""
+    import numpy as np
+
+    from aesmamba_hf import selective_scan_cpu as kernels
+
+    @kernels._jit()
+    def exp2_loop(h, a2, dl):
+        for t in range(dl.shape[0]):
+            for n in range(h.shape[0]):
+                for i in range(h.shape[1]):
+                    h[n, i] += kernels._exp2(dl[t, i] * a2[n, i])
+
+    rng = np.random.default_rng(0)
+    length = 64
+    h = np.zeros((N_STATE, width), np.float32)
+    a2 = -rng.random((N_STATE, width), dtype=np.float32) * 20
+    dl = rng.random((length, width), dtype=np.float32) * 0.1
+    seconds = median_time(lambda: exp2_loop(h, a2, dl), repeats)
+    return 1e9 * seconds / (length * N_STATE * width)
+
+
 def max_abs(a, b) -> float:
     if isinstance(a, list):
         return max(max_abs(x, y) for x, y in zip(a, b))
@@ -92,19 +121,21 @@ def bench_stage(dim: int, res: int, batch: int, args) -> dict:
     reps = args.repeats
     fused_out = forward_fn(inputs, "fused")()
     rec["fused_fwd_ms"] = 1e3 * median_time(forward_fn(inputs, "fused"), reps)
-    rec["chunked_fwd_ms"] = 1e3 * median_time(forward_fn(inputs, "chunked"), max(1, reps // 3))
-    rec["fused_speedup_vs_chunked_fwd"] = rec["chunked_fwd_ms"] / rec["fused_fwd_ms"]
+    if not args.breakdown:  # the pure-PyTorch scan takes a minute per stage at batch 8
+        rec["chunked_fwd_ms"] = 1e3 * median_time(forward_fn(inputs, "chunked"), max(1, reps // 3))
+        rec["fused_speedup_vs_chunked_fwd"] = rec["chunked_fwd_ms"] / rec["fused_fwd_ms"]
     fused_bwd = fwd_bwd_fn(inputs, "fused")
     fused_grads = fused_bwd()
     rec["fused_fwd_bwd_ms"] = 1e3 * median_time(fused_bwd, reps)
     chunked_bytes = 4 * batch * K_DIRS * d_inner * N_STATE * res * res * 32 * 2
-    if not args.quick and chunked_bytes <= CHUNKED_BWD_MAX_BYTES:
+    if not (args.quick or args.breakdown) and chunked_bytes <= CHUNKED_BWD_MAX_BYTES:
         rec["chunked_fwd_bwd_ms"] = 1e3 * median_time(fwd_bwd_fn(inputs, "chunked"), 1)
         rec["fused_speedup_vs_chunked_fwd_bwd"] = rec["chunked_fwd_bwd_ms"] / rec["fused_fwd_bwd_ms"]
     else:
         rec["chunked_fwd_bwd_ms"] = None
-        rec["chunked_fwd_bwd_skipped"] = "quick" if args.quick else f"needs ~{chunked_bytes / 2**30:.1f} GiB"
-    if batch == 1:  # the sequential reference is too slow for batch 8
+        rec["chunked_fwd_bwd_skipped"] = ("quick" if args.quick else "breakdown" if args.breakdown
+                                          else f"needs ~{chunked_bytes / 2**30:.1f} GiB")
+    if batch == 1 and not args.breakdown:  # the sequential reference is too slow for batch 8
         ref_fwd = forward_fn(inputs, "reference")
         ref_out = ref_fwd()
         rec["reference_fwd_ms"] = 1e3 * median_time(ref_fwd, args.reference_repeats, warmup=0)
@@ -117,6 +148,11 @@ def bench_stage(dim: int, res: int, batch: int, args) -> dict:
             rec["reference_fwd_bwd_ms"] = 1e3 * median_time(ref_bwd, 1, warmup=0)
             rec["fused_speedup_vs_reference_fwd_bwd"] = rec["reference_fwd_bwd_ms"] / rec["fused_fwd_bwd_ms"]
             rec["fused_max_abs_err_vs_reference_grads"] = max_abs(fused_grads, ref_grads)
+    if args.breakdown:
+        updates = batch * K_DIRS * res * res * d_inner * N_STATE
+        rec["fused_fwd_thread_ns_per_update"] = rec["fused_fwd_ms"] * 1e6 * torch.get_num_threads() / updates
+        rec["exp2_alone_ns_per_element"] = exp2_ns_per_element(d_inner, reps)
+        rec["exp2_share_of_fused_fwd"] = rec["exp2_alone_ns_per_element"] / rec["fused_fwd_thread_ns_per_update"]
     gc.collect()
     print(f"[bench_scan] stage C={dim} batch={batch}: fused fwd {rec['fused_fwd_ms']:.1f} ms", file=sys.stderr,
           flush=True)
@@ -131,6 +167,9 @@ def main(argv=None) -> int:
     parser.add_argument("--batches", type=int, nargs="+", default=[1, 8])
     parser.add_argument("--stages", type=int, nargs="+", default=[0, 1, 2, 3], help="stage indices 0..3")
     parser.add_argument("--threads", type=int, default=None, help="torch (and numba) threads; default torch's")
+    parser.add_argument("--breakdown", action="store_true",
+                        help="per-update cost of the fused forward and of its exp2 alone (use --threads 1); "
+                             "skips the chunked and reference backends")
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)

@@ -145,6 +145,7 @@ def test_piaa_outputs(demo):
     assert report["piaa"]["users"] == summary["users"]
     # adapters (piaa/) beside the paper's full per-user fine-tuning (piaa_full/), on users P never trained on
     assert "adapter=lora_heads" in summary["description"]
+    assert summary["config"]["selection"] == "folds"  # adapters trained as `aesmamba personalize` trains them
     full = json.loads((out / "piaa_full" / "summary.json").read_text(encoding="utf-8"))
     assert full["users"] == summary["users"] and "tune=" in full["description"]
     per_user = report["piaa"]["methods"]["adapter"]["per_user_aesthetic_srcc"]

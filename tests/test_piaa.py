@@ -245,3 +245,24 @@ def test_protocol_with_adapters(setup, tmp_path):
     assert "adapter=lora_heads" in json.loads((result.out_dir / "summary.json").read_text())["description"]
     with pytest.raises(ValueError, match="PIAAConfig.adapter"):
         PIAAConfig(adapter="prefix")
+
+
+def test_protocol_folds_selection_trains_as_personalize(setup, tmp_path):
+    """selection='folds': each run chooses its epochs among personalize's candidates on folds of the shots;
+    a run that keeps the base (0 epochs) scores exactly as zero-shot, one that trains does not."""
+    from aesmamba_hf.piaa import PIAAConfig, run_piaa
+
+    _, para, _ = setup
+    config = PIAAConfig(shots=[4], repeats=2, epochs=3, num_users=None, min_test_rows=2, seed=3, adapter="lora_heads",
+                        learning_rate=5e-2, batch_size=4, selection="folds")
+    result = run_piaa(tiny_p_model(), para, tmp_path / "out", config, processor=small_processor())
+    runs = [json.loads(line) for line in (result.out_dir / "runs.jsonl").read_text().splitlines()]
+    assert len(runs) == 4 and {r["selection"] for r in runs} == {"folds"}
+    assert {r["epochs"] for r in runs} <= {0, 3}
+    zero = {(r["user"], r["attribute"]): r["srcc"] for r in result.records if r["k"] == 0}
+    for run in runs:
+        tuned = [r for r in result.records if r["k"] == 4 and r["user"] == run["user"] and r["repeat"] == run["repeat"]]
+        same = all(abs(r["srcc"] - zero[(r["user"], r["attribute"])]) < 1e-9 for r in tuned if r["srcc"] == r["srcc"])
+        assert same == (run["epochs"] == 0), run
+    with pytest.raises(ValueError, match="selection='folds'"):
+        PIAAConfig(selection="folds")

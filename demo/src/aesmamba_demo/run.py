@@ -704,7 +704,7 @@ def _piaa_config(config: DemoConfig, users: Optional[list[str]] = None, adapter:
     if adapter:  # what `aesmamba personalize` trains: a LoRA adapter on the shared base
         return PIAAConfig(**common, adapter=config.piaa_adapter, adapter_rank=config.piaa_adapter_rank,
                           epochs=config.piaa_adapter_epochs, learning_rate=config.piaa_adapter_learning_rate,
-                          batch_size=config.piaa_adapter_batch_size, weight_decay=1e-2)
+                          batch_size=config.piaa_adapter_batch_size, weight_decay=1e-2, selection="folds")
     return PIAAConfig(**common, tune=config.piaa_tune, epochs=config.piaa_epochs,
                       learning_rate=config.piaa_learning_rate)
 

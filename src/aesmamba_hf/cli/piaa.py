@@ -3,7 +3,8 @@
 Per user, k shots and repeat: fine-tune a copy of the generic model on k of the user's PIAA training rows
 (seeded, recorded), evaluate on the user's fixed test rows; plus the zero-shot baseline. Writes
 ``per_user.csv``, ``runs.jsonl``, ``summary.json``, ``summary.md`` and ``boxplot.png`` to DIR. Model selection
-never uses the test rows (fixed epochs, or ``--selection validation`` on a carve-out of the shots).
+never uses the test rows (fixed epochs, ``--selection validation`` on a carve-out of the shots, or
+``--selection folds`` with ``--adapter``: personalize's own choice on folds of the shots).
 """
 
 from __future__ import annotations
@@ -37,8 +38,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--cosine-period", type=float, default=None,
                         help="cosine T_max in epochs (default: the run length; the released script uses 5)")
     parser.add_argument("--no-augment", action="store_true", help="no flip/crop augmentation on the shots")
-    parser.add_argument("--selection", choices=["last", "validation"], default="last",
-                        help="'last': fixed epochs; 'validation': best epoch on a carve-out of the shots")
+    parser.add_argument("--selection", choices=["last", "validation", "folds"], default="last",
+                        help="'last': fixed epochs; 'validation': best epoch on a carve-out of the shots; "
+                             "'folds' (with --adapter): epochs chosen on folds of the shots as `aesmamba "
+                             "personalize` does (0 = keep the base among the candidates)")
     parser.add_argument("--validation-fraction", type=float, default=0.2)
     parser.add_argument("--min-shots-for-validation", type=int, default=50)
     parser.add_argument("--no-zero-shot", action="store_true", help="skip the zero-shot baseline")

@@ -15,7 +15,10 @@ The generic model itself is evaluated once per user as the zero-shot baseline (`
 
 Model selection never looks at the test rows (the released script keeps the epoch with the best *test*
 aesthetic SRCC). ``selection="last"`` (default) trains a fixed number of epochs and keeps the last
-weights. ``selection="validation"`` carves ``validation_fraction`` of the k shots (at least one image) as a
+weights. ``selection="folds"`` (adapters only) trains each user's adapter exactly as ``aesmamba personalize``
+does: the epoch count is chosen on two folds of the k shots among 0 (keep the base), 5, 10, 20, 30 up to
+``epochs``, then the adapter is trained on all k shots, with personalize's recipe — so the figures are what a
+user of ``personalize`` gets. ``selection="validation"`` carves ``validation_fraction`` of the k shots (at least one image) as a
 validation set when ``k >= min_shots_for_validation`` (default 50, so 100-shot runs validate on 20 images
 and train on 80), keeps the epoch with the best validation aesthetic SRCC, and falls back to ``"last"``
 for smaller ``k`` (recorded per run in the CSV). Parameters tuned: ``tune="all"`` (as the authors),
@@ -122,6 +125,8 @@ def finetune(
     ``columns`` is accepted for compatibility (the selection metric names the ``aesthetic`` head).
     """
     del columns
+    if config.selection == "folds":
+        return _personalize_like(base_model, train_rows, collator, config, seed, device)
     model = copy.deepcopy(base_model).to(device)
     if config.adapter is not None:  # a per-user PEFT adapter on (a copy of) the shared base, as personalize()
         model = attach_adapter(model, config.adapter, config.adapter_rank)
@@ -140,6 +145,22 @@ def finetune(
             "validation_srcc": best if best is not None and np.isfinite(best) else None}
     model.requires_grad_(False)
     return model.eval(), info
+
+
+def _personalize_like(base_model: AesMambaForAestheticAssessment, train_rows: Sequence[dict[str, Any]],
+                      collator: AesMambaDataCollator, config: PIAAConfig, seed: int, device: torch.device
+                      ) -> tuple[AesMambaForAestheticAssessment, dict[str, Any]]:
+    """One user's adapter trained by ``personalize``'s own functions (epochs chosen on folds of the shots)."""
+    from .personalize import PersonalizeConfig, choose_epochs, train_adapter
+
+    candidates = tuple(c for c in PersonalizeConfig.epoch_candidates if c < config.epochs) + (config.epochs,)
+    settings = PersonalizeConfig(kind=config.adapter, rank=config.adapter_rank, learning_rate=config.learning_rate,
+                                 weight_decay=config.weight_decay, epoch_candidates=candidates,
+                                 batch_size=config.batch_size, augment=collator.train, seed=seed)
+    epochs, curve = choose_epochs(base_model, collator.processor, list(train_rows), settings, device)
+    model, _ = train_adapter(base_model, collator.processor, list(train_rows), settings, epochs, device=device)
+    model.requires_grad_(False)
+    return model.eval(), {"epochs": epochs, "train_loss": [], "validation_srcc": curve.get(epochs)}
 
 
 @dataclass
@@ -227,7 +248,7 @@ def run_piaa(
                 for repeat in range(config.repeats):
                     seed = run_seed(config.seed, data.user, repeat)
                     shots = sample_shots(train_ids, k, seed)
-                    selection, val_idx, fit_idx = "last", [], shots
+                    selection, val_idx, fit_idx = ("folds" if config.selection == "folds" else "last"), [], shots
                     if config.selection == "validation" and k >= config.min_shots_for_validation:
                         fit_idx, val_idx = split_validation(shots, config.validation_fraction)
                         selection = "validation"

@@ -15,7 +15,7 @@ from ..training.finetune import TUNE_CHOICES
 from .adapters import ADAPTER_KINDS
 
 PathLike = Union[str, os.PathLike]
-SELECTION_CHOICES = ("last", "validation")
+SELECTION_CHOICES = ("last", "validation", "folds")
 ZERO_SHOT = "zero_shot"
 CSV_COLUMNS = ("user", "k", "repeat", "seed", "attribute", "plcc", "srcc", "n_train", "n_val", "n_test",
                "epochs", "selection", "tune")
@@ -88,6 +88,9 @@ class PIAAConfig:
             raise ValueError(f"PIAAConfig.tune must be one of {TUNE_CHOICES}, got {self.tune!r}")
         if self.selection not in SELECTION_CHOICES:
             raise ValueError(f"PIAAConfig.selection must be one of {SELECTION_CHOICES}, got {self.selection!r}")
+        if self.selection == "folds" and self.adapter is None:
+            raise ValueError("PIAAConfig.selection='folds' chooses an adapter's epochs as `aesmamba personalize` "
+                             "does: set adapter= (e.g. 'lora_heads'), or use selection='last'/'validation'")
         self.shots = sorted({int(k) for k in self.shots})
         if not self.shots or self.shots[0] < 1:
             raise ValueError(f"PIAAConfig.shots must be positive integers, got {self.shots}")
