@@ -18,10 +18,10 @@ aesthetic SRCC). ``selection="last"`` (default) trains a fixed number of epochs 
 weights. ``selection="folds"`` (adapters only) trains each user's adapter exactly as ``aesmamba personalize``
 does: the epoch count is chosen on two folds of the k shots among 0 (keep the base), 5, 10, 20, 30 up to
 ``epochs``, then the adapter is trained on all k shots, with personalize's recipe — so the figures are what a
-user of ``personalize`` gets. ``selection="validation"`` carves ``validation_fraction`` of the k shots (at least one image) as a
-validation set when ``k >= min_shots_for_validation`` (default 50, so 100-shot runs validate on 20 images
-and train on 80), keeps the epoch with the best validation aesthetic SRCC, and falls back to ``"last"``
-for smaller ``k`` (recorded per run in the CSV). Parameters tuned: ``tune="all"`` (as the authors),
+user of ``personalize`` gets. ``selection="validation"`` carves ``validation_fraction`` of the k shots (at
+least one image) as a validation set when ``k >= min_shots_for_validation`` (default 50, so 100-shot runs
+validate on 20 images and train on 80), keeps the epoch with the best validation aesthetic SRCC, and falls
+back to ``"last"`` for smaller ``k`` (recorded per run in the CSV). Parameters tuned: ``tune="all"`` (as the authors),
 ``"fusion_heads"`` (cross-modal fusion + MBA heads) or ``"heads"`` (MBA heads only); frozen modules run in
 eval mode (no dropout).
 
