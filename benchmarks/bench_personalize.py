@@ -1,6 +1,6 @@
 """Per-user adapters: time to personalise from 10 ratings, adapter size, load and swap times.
 
-    python benchmarks/bench_personalize.py [--model DIR] [--ratings 10] [--threads 2]
+    python benchmarks/bench_personalize.py [--model DIR] [--ratings 10] [--threads 2] [--kind taste]
 
 ``--model``: a P model folder (e.g. the demo's ``aesmamba-demo-output/models/aesmamba-demo-p``); default: a P
 model of the demo's architecture (MiniLM text encoder, 128-px VMamba) with random weights built here (the time
@@ -8,7 +8,9 @@ does not depend on the weights). Prints one JSON document: the wall and CPU seco
 ``--ratings`` ratings, the same as a ratio to one forward+backward pass of the model on those images measured in
 this process (a reference that does not depend on how busy the machine is), the adapter's size on disk as a
 fraction of the base's, and the milliseconds to load an adapter onto the loaded base and to switch users
-(against the milliseconds to load the base itself). The CPU model and flags are included.
+(against the milliseconds to load the base itself). The CPU model and flags are included. ``--kind``: the
+adapter kind (default ``lora_heads``); ``taste`` uses the model folder's ``taste_prior.safetensors``, or for
+the random default model a prior fitted here on random residuals (the time does not depend on it).
 """
 
 from __future__ import annotations
@@ -55,6 +57,17 @@ def write_ratings(folder: Path, n: int) -> Path:
     return folder / "ratings.csv"
 
 
+def prior_file(model, model_dir: Path, scratch: Path) -> Path:
+    """The model folder's taste prior, or one fitted on random residuals of the model's feature size."""
+    from aesmamba_hf.piaa.taste import TASTE_PRIOR_FILE, taste_prior_from_residuals
+
+    if (model_dir / TASTE_PRIOR_FILE).is_file():
+        return model_dir / TASTE_PRIOR_FILE
+    rng, dim = np.random.default_rng(0), model.taste.in_features - 1
+    raters = {f"r{i}": (rng.normal(size=(50, dim)), rng.normal(size=50)) for i in range(8)}
+    return taste_prior_from_residuals(raters, "aesthetic").save(scratch / TASTE_PRIOR_FILE)
+
+
 def reference_step(model, processor, images) -> float:
     """Seconds of one forward + backward pass of the whole model on the rating images (the reference)."""
     from aesmamba_hf.training.collator import AesMambaDataCollator
@@ -75,13 +88,14 @@ def main() -> int:
     parser.add_argument("--model", default=None, help="P model folder (default: the demo architecture, random)")
     parser.add_argument("--ratings", type=int, default=10)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--kind", default="lora_heads", help="adapter kind (default lora_heads; taste, ...)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     import warnings
 
     warnings.filterwarnings("ignore")
     from aesmamba_hf.inference.loading import load_model
-    from aesmamba_hf.piaa import AdapterBank, personalize
+    from aesmamba_hf.piaa import AdapterBank, PersonalizeConfig, personalize
     from aesmamba_hf.piaa.adapters import adapter_size_bytes, model_size_bytes
 
     with tempfile.TemporaryDirectory() as scratch_dir:
@@ -94,11 +108,14 @@ def main() -> int:
         images = sorted((scratch / "user" / "imgs").iterdir())
         reference = min(reference_step(loaded.model, loaded.processor, images) for _ in range(3))
 
+        settings = PersonalizeConfig(kind=args.kind, taste_prior=str(prior_file(loaded.model, model_dir, scratch))
+                                     if args.kind == "taste" else None)
         cpu0, wall0 = time.process_time(), time.perf_counter()
-        result = personalize(loaded.model, ratings, PROFILE, scratch / "adapter", processor=loaded.processor)
+        result = personalize(loaded.model, ratings, PROFILE, scratch / "adapter", processor=loaded.processor,
+                             config=settings)
         wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
         personalize(loaded.model, ratings, {**PROFILE, "openness": 3}, scratch / "adapter2",
-                    processor=loaded.processor)
+                    processor=loaded.processor, config=settings)
 
         bank = AdapterBank(loaded.model)
         start = time.perf_counter()
@@ -116,6 +133,7 @@ def main() -> int:
             "cpu": cpu_description(),
             "model": str(args.model or "demo P architecture (random weights)"),
             "ratings": args.ratings,
+            "kind": args.kind,
             "personalize_wall_s": round(wall, 2),
             "personalize_cpu_s": round(cpu, 2),
             "reference_forward_backward_s": round(reference, 4),

@@ -84,13 +84,16 @@ def test_every_official_key_is_consumed_with_equal_shapes(name):
     # the authors' parameter total, independently of any key mapping: only the unused pooler is dropped
     has_pooler = all(k in state for k in POOLER)
     assert has_pooler == (task in ("M", "P"))
+    # the per-user taste directions are ours, and zero: the converted model scores as the authors' does
+    taste = converted.pop("taste.weight", None)
+    assert taste is None or not taste.any()
     our_total = sum(t.numel() for t in converted.values())
     assert our_total == official_total_params(name) - (BERT_BASE_POOLER if has_pooler else 0)
     if has_pooler:  # with the pooler kept, every single key maps one-to-one
         kept = convert_official_state_dict(state, AesMambaConfig(task=task, dataset=dataset,
                                                                  text_add_pooling_layer=True))
-        assert len(kept) == len(state)
-        assert sum(t.numel() for t in kept.values()) == official_total_params(name)
+        assert len(kept) == len(state) + (taste is not None)
+        assert sum(t.numel() for k, t in kept.items() if k != "taste.weight") == official_total_params(name)
 
 
 def test_wrong_variant_lists_the_offending_keys():

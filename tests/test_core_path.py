@@ -213,6 +213,23 @@ def test_predictor_keeps_going_past_bad_items(photos, tmp_path):
     assert [r["score"] for r in alone] == pytest.approx([results[0]["score"], results[3]["score"]], rel=1e-6)
 
 
+def test_features_are_what_the_heads_read(photos, tmp_path):
+    """with_features returns the integrated feature of each example (NaN rows for failures), and the heads applied
+    to it give the returned scores."""
+    folder = save_tiny_model(tmp_path / "F", "F")
+    loaded = load_model(folder)
+    predictor = Predictor(loaded.model, loaded.processor, batch_size=2)
+    rows = [{"image": photos[0]}, {"image": str(tmp_path / "missing.png")}, {"image": photos[2]}]
+    result = predictor.predict_examples(rows, with_features=True)
+    assert result.features.shape == (3, loaded.model.config.vision_config.hidden_size)
+    assert np.isnan(result.features[1]).all() and np.isfinite(result.features[[0, 2]]).all()
+    with torch.no_grad():
+        heads = [loaded.model.heads[name](torch.from_numpy(result.features[[0, 2]]))[0]
+                 for name in loaded.model.config.head_names]
+    np.testing.assert_allclose(torch.stack(heads, dim=1).numpy(), result.scores[[0, 2]], rtol=1e-5, atol=1e-6)
+    assert predictor.predict_examples(rows).features is None
+
+
 def test_float_images_follow_one_range_rule(tmp_path):
     """A float image in [0, 1] is read as scaled (the same score as its 8-bit PIL image), not as 0-255."""
     from PIL import Image

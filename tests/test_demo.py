@@ -24,7 +24,8 @@ demo_run = pytest.importorskip("aesmamba_demo.run", reason="the demo package is 
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-STAGES = ("benchmark", "baseline", "ceiling", "train_F", "train_V", "train_M", "train_P", "train_P0", "piaa",
+STAGES = ("benchmark", "baseline", "ceiling", "train_F", "train_V", "train_M", "train_P", "train_P0", "taste_prior",
+          "piaa",
           "evaluate", "export", "pipeline", "report")
 EXPORTED = ("V", "M", "F", "P")
 
@@ -94,8 +95,8 @@ def test_goals_are_reported_with_the_measured_values(demo):
     assert first["met"] == (v >= 0.85) and f"{v:.4f}" in first["measured"]
     m_vs_v = goals[2]
     assert m_vs_v["met"] == (report["evaluation"]["M"]["mean_srcc"] > v)
-    # the PIAA goals follow from the per-user SRCCs the report stores (means over finite users)
-    per_user = report["piaa"]["methods"]["adapter"]["per_user_aesthetic_srcc"]
+    # the PIAA goals follow from the per-user SRCCs the report stores (means over finite users), of taste adapters
+    per_user = report["piaa"]["methods"]["taste"]["per_user_aesthetic_srcc"]
     shots = sorted((k for k in per_user if k != "zero_shot"), key=int)
     mean = {k: float(np.nanmean([np.nan if x is None else x for x in per_user[k].values()]))
             for k in ("zero_shot", *shots)}
@@ -114,7 +115,7 @@ def test_report_markdown_states_data_numbers_and_ablation(demo):
     assert f"{report['evaluation']['F']['mean_srcc']:.3f}" in text
     for goal in report["goals"]:
         assert goal["goal"] in text
-    for link in ("comparison.png", "piaa/boxplot.png"):
+    for link in ("comparison.png", "piaa/boxplot.png", "piaa_taste/boxplot.png", "piaa_full/boxplot.png"):
         assert f"]({link})" in text
         _png(out / link)
 
@@ -150,12 +151,28 @@ def test_piaa_outputs(demo):
     assert full["users"] == summary["users"] and "tune=" in full["description"]
     per_user = report["piaa"]["methods"]["adapter"]["per_user_aesthetic_srcc"]
     assert set(per_user) == {"zero_shot", "5", "20"} and set(per_user["5"]) == set(summary["users"])
+    # taste adapters (piaa_taste/) under P's prior, learned from P's training raters only; shipped with P
+    prior = report["piaa"]["taste_prior"]
+    assert 2 <= prior["raters"] <= len(report["training"]["P"]["train_users"]) and prior["rank"] >= 1
+    taste_summary = json.loads((out / "piaa_taste" / "summary.json").read_text(encoding="utf-8"))
+    assert taste_summary["users"] == summary["users"] and "adapter=taste" in taste_summary["description"]
+    from aesmamba_hf import load_model
+    from aesmamba_hf.piaa import TastePrior
+
+    TastePrior.load(out / "models" / "aesmamba-demo-p").check_model(load_model(out / "models" / "aesmamba-demo-p").model)
+    assert not (out / "taste_prior.safetensors").exists()  # moved into the P folder
     taste = report["piaa"]["taste"]
     assert set(taste) == set(summary["users"]) and all(0 < t["personal_share"] < 1 for t in taste.values())
     p_train_users = set(report["training"]["P"]["train_users"])
     assert p_train_users and not p_train_users & set(summary["users"])
+    probe = report["piaa"]["probe"]  # what the base's features carry of each rater's own taste, and the bound
+    assert set(probe["users"]) == set(summary["users"]) and probe["factors"][0] == "blur"
+    for u in probe["users"].values():
+        assert set(u["informed_srcc"]) == {"5", "20"} and math.isfinite(u["features_r2"]) and u["features_r2"] <= 1
+        assert set(u["factor_r2"]) == set(probe["factors"])
     text = (out / "report.md").read_text(encoding="utf-8")
     assert "personal share" in text and "piaa_full/boxplot.png" in text
+    assert "informed 5-shot | taste 5-shot" in text and "own taste in features" in text
     assert any(g["goal"].startswith("PIAA 5-shot") for g in report["goals"])
 
 
@@ -261,6 +278,8 @@ def test_expected_scores_follow_the_generated_ratings(demo):
     assert n == 96 and len(exp["user_ids"]) == 16
     assert exp["ava"].shape == (n,) and exp["piaa"]["aesthetic"].shape == (n, 16)
     assert set(exp["giaa"]) == set(PARA_ATTRIBUTE_NAMES)
+    # each rater's own taste is a weighting of the factors, as the taste probe's informed learner assumes
+    np.testing.assert_allclose(exp["personal_factors"] @ exp["personal_weights"].T, exp["piaa_personal"], atol=1e-9)
     # quality has no hidden per-photo part: the taste-model expectation predicts the GIAA means closely
     import csv
 

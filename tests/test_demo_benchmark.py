@@ -526,11 +526,12 @@ def test_data_builders_read_the_benchmark(quick):
 
 
 def test_raters_have_a_taste_no_trait_predicts():
-    """Raters with identical characters still disagree: each has an own weight on every factor, drawn apart from
-    the traits, sized so the traits explain part of a rater's judgement and the person the rest."""
+    """Raters with identical characters still disagree: each has an own weight on how a photo looks (not on its
+    defects), drawn apart from the traits, sized so the traits explain part of a rater's judgement and the person
+    the rest."""
     same = [_user("competent", "competent", O=6, C=6)] * 200
     taste = bm.user_taste(same, np.random.default_rng(0))
-    own = np.stack([taste[f"own_{k}"] for k in FACTORS])  # (factors, raters)
+    own = np.stack([taste[f"own_{k}"] for k in bm.PERSONAL_FACTORS])  # (personal factors, raters)
     assert np.allclose(own.std(axis=1), bm.PERSONAL_TASTE_SCALE, rtol=0.2)
     rng = np.random.default_rng(1)
     n = 300
@@ -542,7 +543,38 @@ def test_raters_have_a_taste_no_trait_predicts():
     personal = bm.personal_taste(table, taste)
     share = personal.var(axis=0) / total.var(axis=0)
     assert 0.15 < np.median(share) < 0.85, np.median(share)
+    defects = bm.ImageTable(**{**table.__dict__, "f": {**table.f, **{k: rng.uniform(0, 1, n)
+                                                                     for k in ("noise", "jpeg", "tilt")}}})
+    np.testing.assert_array_equal(bm.personal_taste(defects, taste), personal)  # noise/JPEG/tilt: no own taste
     # two raters with the same character rank the same images differently
     from scipy.stats import spearmanr
 
     assert spearmanr(total[:, 0], total[:, 1])[0] < 0.95
+
+
+def test_taste_probe_measures_what_features_carry_and_what_k_ratings_teach():
+    """ridge_r2 finds a target the features carry and not one they do not; the informed learner gains from many
+    clean ratings, barely from a few noisy ones, and never knows the test labels."""
+    from scipy.stats import spearmanr
+
+    tp = pytest.importorskip("aesmamba_demo.taste_probe")
+    rng = np.random.default_rng(0)
+    feats = rng.normal(size=(500, 12))
+    carried, hidden = feats[:, :3] @ np.array([1.0, -2.0, 0.5]), rng.normal(size=500)
+    r2 = tp.ridge_r2(feats[:400], np.c_[carried, hidden][:400], feats[400:], np.c_[carried, hidden][400:])
+    assert r2[0] > 0.95 and r2[1] < 0.05
+
+    factors = rng.uniform(0, 1, size=(600, 8))
+    weights = rng.normal(0, 0.7, 8)
+    base = rng.normal(size=600)  # what the base model already predicts
+    y = base + factors @ weights + rng.normal(0, 0.1, 600)
+    pool, test = slice(0, 500), slice(500, 600)
+    zero = spearmanr(base[test], y[test])[0]
+    truth = spearmanr(base[test] + factors[test] @ weights, y[test])[0]
+    args = (factors[pool], (y - base)[pool], factors[test], base[test], y[test], 0.49)
+    many = tp.informed_srcc(*args, noise_var=0.01, k=100, draws=10, seed=0)
+    assert many > zero + 0.1 and abs(many - truth) < 0.02
+    noisy_y = y + rng.normal(0, 2.0, 600)  # ratings far noisier than the taste: ten of them teach little
+    few = tp.informed_srcc(factors[pool], (noisy_y - base)[pool], factors[test], base[test], y[test], 0.49,
+                           noise_var=4.0, k=10, draws=50, seed=0)
+    assert abs(few - zero) < 0.1 and few < many

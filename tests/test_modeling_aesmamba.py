@@ -47,20 +47,31 @@ def text_batch(lengths, seed=0, length=9):
     return ids, mask
 
 
+def paper_parameters(model) -> int:
+    """Parameters of the authors' architecture: all but the per-user taste layer (zero in a base; one row of
+    feature size + 1 per scalar head)."""
+    taste = model.taste
+    n_scalar = sum(h["kind"] != "distribution" for h in model.config.heads)
+    assert (taste is None) == (n_scalar == 0)
+    if taste is not None:
+        assert tuple(taste.weight.shape) == (n_scalar, model.config.vision_config.hidden_size + 1)
+    return sum(p.numel() for name, p in model.named_parameters() if not name.startswith("taste."))
+
+
 @pytest.mark.parametrize("name", sorted(OFFICIAL_COUNTS))
 def test_hub_config_parameter_counts_equal_official(name):
     config = AutoConfig.from_pretrained(os.path.join(HUB_CONFIGS, name))
     assert config.variant == name
     with torch.device("meta"):
         model = AesMambaForAestheticAssessment(config)
-    assert sum(p.numel() for p in model.parameters()) == OFFICIAL_COUNTS[name]
+    assert paper_parameters(model) == OFFICIAL_COUNTS[name]
 
 
 def test_pooler_switch_gives_the_released_count():
     config = AesMambaConfig(task="P", dataset="PARA", text_add_pooling_layer=True)
     with torch.device("meta"):
         model = AesMambaForAestheticAssessment(config)
-    assert sum(p.numel() for p in model.parameters()) == 143_130_729
+    assert paper_parameters(model) == 143_130_729
 
 
 @pytest.mark.parametrize("task", ["V", "M", "F", "P"])

@@ -173,6 +173,21 @@ class MBAHead(nn.Module):
         return out, (self.scale_class(adapted) if self.scale_class is not None else None)
 
 
+class TasteDirections(nn.Linear):
+    """Per-user taste: an affine function of the feature the heads read, added to each scalar head's score.
+
+    Zero in every base model, so a base scores exactly as the paper's architecture; fine-tuning keeps it frozen
+    (``training.finetune.trainable_parts``) and a per-user PEFT adapter (``piaa.taste``) sets it. The model feeds
+    it the feature with a constant 1 appended, so one LoRA factor (PEFT applies it to the same input) holds both
+    the user's direction and offset and merges exactly."""
+
+    def __init__(self, dim: int, num_scalar_heads: int):
+        super().__init__(dim + 1, num_scalar_heads, bias=False)
+
+    def reset_parameters(self) -> None:  # zeros, drawing no random numbers: other weights' seeds are unchanged
+        nn.init.zeros_(self.weight)
+
+
 class AesMambaPreTrainedModel(PreTrainedModel):
     config: AesMambaConfig
     config_class = AesMambaConfig
@@ -198,7 +213,9 @@ class AesMambaPreTrainedModel(PreTrainedModel):
     @torch.no_grad()
     def _init_weights(self, module: nn.Module) -> None:
         # the VMamba and BERT sub-models initialise themselves (transformers dispatches to their own rule)
-        if isinstance(module, nn.Linear):
+        if isinstance(module, TasteDirections):
+            init.zeros_(module.weight)
+        elif isinstance(module, nn.Linear):
             init.trunc_normal_(module.weight, std=self.config.initializer_range)
             if module.bias is not None:
                 init.zeros_(module.bias)
@@ -307,13 +324,19 @@ class AesMambaForAestheticAssessment(AesMambaPreTrainedModel):
     peft_target_modules = {
         "heads": r"heads\.[^.]+\.(adapter\.(down|up)|score\.fc[12])",
         "fusion": r"aesmamba\.fusion\.(to_q|to_kv|to_out|ffn_in|ffn_out)",
+        "taste": r"taste",
     }
+    # checkpoints saved before the taste directions existed (and official ones) load with them at zero
+    _keys_to_ignore_on_load_missing = [r"^taste\.weight$"]
 
     def __init__(self, config: AesMambaConfig):
         super().__init__(config)
         self.aesmamba = AesMambaModel(config)
         dim = config.vision_config.hidden_size
         self.heads = nn.ModuleDict({h["name"]: MBAHead(dim, h, config) for h in config.heads})
+        scalar = [i for i, h in enumerate(config.heads) if h["kind"] != "distribution"]
+        self.taste = TasteDirections(dim, len(scalar)) if scalar else None
+        self.taste_columns = scalar  # output column of each row of taste.weight
         self.post_init()
 
     def forward(
@@ -352,6 +375,8 @@ class AesMambaForAestheticAssessment(AesMambaPreTrainedModel):
             if logits is not None:
                 class_logits.append(logits)
         scores = torch.stack(scores, dim=1)
+        if self.taste is not None:  # zero unless a per-user adapter is active
+            scores = scores + self._taste_offsets(features, scores)
         # every class branch shares one size (validated in the config); heads without one are absent
         class_logits = torch.stack(class_logits, dim=1) if class_logits else None
         loss = None
@@ -364,6 +389,15 @@ class AesMambaForAestheticAssessment(AesMambaPreTrainedModel):
             cross_attentions=base.cross_attentions,
         )
         return output if return_dict else output.to_tuple()
+
+    def _taste_offsets(self, features: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+        """(B, num_heads) taste offsets: the taste rows in their heads' columns, zero for distribution heads."""
+        offsets = self.taste(torch.cat([features, features.new_ones(features.shape[0], 1)], dim=1)).to(scores.dtype)
+        if len(self.taste_columns) == scores.shape[1]:
+            return offsets
+        zero = scores.new_zeros(scores.shape[0])
+        row = {column: j for j, column in enumerate(self.taste_columns)}
+        return torch.stack([offsets[:, row[c]] if c in row else zero for c in range(scores.shape[1])], dim=1)
 
     def compute_loss(
         self,

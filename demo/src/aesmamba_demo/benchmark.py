@@ -16,7 +16,9 @@ rater's character, so personal taste is real, learnable signal:
 - art-experienced raters like off-centre framing, beginners and conscientious raters prefer it centred;
 - extraverts prefer brighter exposures, neurotic raters darker ones; tilt bothers conscientious raters;
 - each character has its own preferred scene categories (content preference);
-- agreeable raters are lenient, experts harsh and use more of the scale.
+- agreeable raters are lenient, experts harsh and use more of the scale;
+- and each rater has taste of their own that no trait predicts (:data:`PERSONAL_FACTORS`): a personal weight on
+  how a photo looks — softness, brightness, colourfulness, tint, framing — what per-user few-shot learning finds.
 
 The result is written twice, in the PARA layout (GIAA + PIAA CSVs, UserInfo) and in the AVA layout
 (``AVA.txt`` vote histograms of a larger simulated crowd, split lists, AVA-Captions CSVs whose comments
@@ -69,6 +71,9 @@ EMOTIONS = ("amusement", "awe", "contentment", "excitement", "disgust", "fear", 
 
 # Ground-truth edit factors, normalised: magnitudes in [0, 1], signed ones in [-1, 1].
 FACTOR_NAMES = ("blur", "noise", "jpeg", "exposure", "saturation", "cast", "crop", "tilt")
+# What a rater's own taste (no trait predicts it) weighs: how a photo looks — softness, brightness, colourfulness,
+# tint, framing. Defects (noise, blocking, a tilt) bother raters as their traits say, not by personal liking.
+PERSONAL_FACTORS = ("blur", "exposure", "saturation", "cast", "crop")
 MAX_BLUR_SIGMA = 3.0  # px at the derived resolution
 MAX_NOISE_SIGMA = 0.10  # fraction of full scale
 MAX_EXPOSURE_EV = 1.5
@@ -383,12 +388,13 @@ def sample_users(rng: np.random.Generator, n: int, prefix: str = "user") -> list
 TASTE_NAMES = (
     "blur_sens", "noise_sens", "jpeg_sens", "exposure_sens", "exposure_pref", "saturation_sens",
     "saturation_pref", "cast_like", "crop_like", "tilt_sens", "leniency", "spread", "technical_weight",
-) + tuple(f"likes_{s}" for s in SEMANTIC_TAGS) + tuple(f"own_{f}" for f in FACTOR_NAMES)
+) + tuple(f"likes_{s}" for s in SEMANTIC_TAGS) + tuple(f"own_{f}" for f in PERSONAL_FACTORS)
 
-# Size of each rater's own taste: a per-rater weight on every factor, drawn independently of the rater's
+# Size of each rater's own taste: a per-rater weight on each personal factor, drawn independently of the rater's
 # character, so no prompt can carry it (real raters with the same traits disagree). Chosen so the traits still
-# explain most of a rater's judgement and the person a clear rest (see `personal_share` in the demo report).
-PERSONAL_TASTE_SCALE = 0.7
+# explain part of a rater's judgement and the person the rest (median personal share about 0.5 over the default
+# raters; see `personal_share` in the demo report).
+PERSONAL_TASTE_SCALE = 0.9
 
 
 def user_taste(users: list[dict], rng: np.random.Generator) -> dict[str, np.ndarray]:
@@ -434,16 +440,22 @@ def user_taste(users: list[dict], rng: np.random.Generator) -> dict[str, np.ndar
     }
     for sem, load in loadings.items():
         t[f"likes_{sem}"] = load + jitter(0.25)
-    for name in FACTOR_NAMES:  # drawn last: the trait-driven parameters keep their values for a given seed
+    for name in PERSONAL_FACTORS:  # drawn last: the trait-driven parameters keep their values for a given seed
         t[f"own_{name}"] = jitter(PERSONAL_TASTE_SCALE)
     return t
 
 
+def personal_factors(img: ImageTable) -> np.ndarray:
+    """(N, len(PERSONAL_FACTORS)) what each rater's own taste weighs; exposure by its size (too dark or too
+    bright is the same departure from a neutral exposure)."""
+    return np.stack([np.abs(img.f[k]) if k == "exposure" else img.f[k] for k in PERSONAL_FACTORS], axis=1)
+
+
 def personal_taste(img: ImageTable, t: dict[str, np.ndarray]) -> np.ndarray:
     """The part of each rater's aesthetic judgement (N images, U raters) that comes from their own taste and
-    from no trait: a personal weight on each factor (tilt by its size: leaning either way is the same edit)."""
-    f = {k: (np.abs(v) if k in ("tilt", "exposure") else v)[:, None] for k, v in img.f.items()}
-    return sum(t[f"own_{k}"][None, :] * f[k] for k in FACTOR_NAMES)
+    from no trait: a personal weight on each factor."""
+    f = personal_factors(img)
+    return sum(t[f"own_{k}"][None, :] * f[:, i, None] for i, k in enumerate(PERSONAL_FACTORS))
 
 
 @dataclass
@@ -991,7 +1003,10 @@ def expected_scores(root: str | os.PathLike) -> dict:
     held-out photos is a ceiling for pixels-only models (used by the demo report).
 
     Returns ``{"image_ids", "image_names", "splits", "ava" (N,), "giaa" {attr: (N,)}, "user_ids",
-    "piaa" {attr: (N, U)}}`` in ``factors.csv`` order; ``giaa`` averages over all the benchmark's raters.
+    "piaa" {attr: (N, U)}, "piaa_personal" (N, U), "personal_factors" (N, F), "personal_weights" (U, F),
+    "personal_prior_std" (U,)}`` in
+    ``factors.csv`` order; ``giaa`` averages over all the benchmark's raters; ``piaa_personal`` is each rater's
+    own taste (in scale points), ``personal_factors @ personal_weights.T``.
     """
     root = Path(root)
     manifest = json.loads((root / "benchmark_manifest.json").read_text(encoding="utf-8"))
@@ -1018,6 +1033,11 @@ def expected_scores(root: str | os.PathLike) -> dict:
         "giaa": {name: v.mean(axis=1) for name, v in piaa.items()},
         "user_ids": [u["userId"] for u in users], "piaa": piaa,
         "piaa_personal": taste["spread"][None, :] * personal_taste(table, taste),
+        # piaa_personal = personal_factors @ personal_weights.T (what a learner told the factors would fit)
+        "personal_factors": personal_factors(table),
+        "personal_weights": taste["spread"][:, None] * np.stack([taste[f"own_{k}"] for k in PERSONAL_FACTORS],
+                                                                axis=1),
+        "personal_prior_std": PERSONAL_TASTE_SCALE * taste["spread"],  # the weights' spread before they were drawn
     }
 
 

@@ -143,8 +143,8 @@ class DemoConfig:
     p_stage: TrainStage = field(default_factory=lambda: TrainStage(max_steps=100, learning_rate=5e-4))
     p_validation_rows: int = 480
     p_test_rows_per_user: Optional[int] = 40
-    piaa_users: int = 3
-    piaa_repeats: int = 2
+    piaa_users: int = 6  # per-user gains differ widely: six users, one k-shot draw each, for a steadier mean
+    piaa_repeats: int = 1
     piaa_shots: list[int] = field(default_factory=lambda: [10, 100])
     piaa_epochs: int = 3
     piaa_tune: str = "fusion_heads"
@@ -156,12 +156,16 @@ class DemoConfig:
     piaa_adapter_learning_rate: float = 1e-2
     piaa_adapter_batch_size: int = 50
     piaa_full_finetuning: bool = True
+    taste_prior_rows: int = 150
+    piaa_probe_pool: int = 400
+    piaa_probe_draws: int = 200
     pipeline_images: int = 6
     num_threads: Optional[int] = None
 
     @classmethod
     def preset(cls, name: str = "default", **overrides: Any) -> DemoConfig:
-        """``"default"`` (the full run, ≤ 15 min on 2 cores) or ``"quick"`` (a smoke run of ~160 CPU-seconds)."""
+        """``"default"`` (the full run, ~90 min on 2 cores of a 2 GHz Zen 1 EPYC) or ``"quick"`` (a smoke run of
+        ~160 CPU-seconds)."""
         if name == "default":
             config = cls()
         elif name == "quick":
@@ -173,7 +177,7 @@ class DemoConfig:
                 m_stage=TrainStage(epochs=1, learning_rate=1e-3, batch_size=16),
                 p_stage=TrainStage(max_steps=6, learning_rate=1e-3, batch_size=16),
                 p_validation_rows=48, piaa_users=2, piaa_repeats=1, piaa_shots=[5, 20], piaa_epochs=1,
-                piaa_adapter_epochs=3,
+                piaa_adapter_epochs=3, piaa_probe_pool=40, piaa_probe_draws=20, taste_prior_rows=12,
                 piaa_test_size=16, pipeline_images=3, p_test_rows_per_user=12,
             )
         else:
@@ -695,13 +699,18 @@ def ceiling_stage(bench_root: Path, data: DemoData, photos: dict[str, str]) -> d
 # PIAA: per-user adapters (and full fine-tuning) on held-out users
 
 
-def _piaa_config(config: DemoConfig, users: Optional[list[str]] = None, adapter: bool = True) -> Any:
+def _piaa_config(config: DemoConfig, users: Optional[list[str]] = None, method: str = "adapter",
+                 taste_prior: Optional[Path] = None) -> Any:
+    """The protocol's settings for ``method``: "taste" (closed-form taste adapters under P's taste prior),
+    "adapter" (LoRA adapters, epochs chosen on folds) or "full" (the paper's per-user fine-tuning)."""
     from aesmamba_hf.piaa import PIAAConfig
 
     common = dict(num_users=config.piaa_users, users=users, shots=list(config.piaa_shots),
                   repeats=config.piaa_repeats, seed=config.seed, test_size=config.piaa_test_size, device="cpu",
                   eval_batch_size=64)
-    if adapter:  # what `aesmamba personalize` trains: a LoRA adapter on the shared base
+    if method == "taste":
+        return PIAAConfig(**common, adapter="taste", taste_prior=os.fspath(taste_prior))
+    if method == "adapter":  # what `aesmamba personalize` trains by default: a LoRA adapter on the shared base
         return PIAAConfig(**common, adapter=config.piaa_adapter, adapter_rank=config.piaa_adapter_rank,
                           epochs=config.piaa_adapter_epochs, learning_rate=config.piaa_adapter_learning_rate,
                           batch_size=config.piaa_adapter_batch_size, weight_decay=1e-2, selection="folds")
@@ -717,19 +726,55 @@ def held_out_piaa_users(data: DemoData, config: DemoConfig) -> list[str]:
     return [u.user for u in users]
 
 
+PIAA_METHODS = {  # method → (output folder, how the report names it)
+    "taste": ("piaa_taste", "taste adapter (closed form under P's taste prior, `personalize --kind taste`)"),
+    "adapter": ("piaa", "LoRA adapter (`aesmamba personalize`, epochs chosen on folds)"),
+    "full": ("piaa_full", "full fine-tuning (paper)"),
+}
+
+
+def goal_method(piaa: dict[str, Any]) -> str:
+    """The method the few-shot goals are measured on: taste adapters when the run has them."""
+    return "taste" if "taste" in piaa["methods"] else "adapter"
+
+
+def taste_prior_stage(model: Any, processor: Any, data: DemoData, config: DemoConfig, users: list[str],
+                      out_file: Path) -> dict[str, Any]:
+    """P's taste prior (:mod:`aesmamba_hf.piaa.taste`): how P's training raters differ from it, learned from up
+    to ``taste_prior_rows`` of each one's ratings of the validation photos (P trained on none of them; the
+    held-out PIAA users are not among the raters). Written to ``out_file``."""
+    from aesmamba_hf.data import build_para_piaa
+    from aesmamba_hf.piaa import estimate_taste_prior, rows_by_user
+    from aesmamba_hf.piaa.taste import taste_summary
+
+    dataset = build_para_piaa(data.para_root, "train", users=users,
+                              csv_path=data.para_root / "annotation" / "PARA-PiaaValidation.csv")
+    rng, cap = np.random.default_rng(config.seed), config.taste_prior_rows
+    sample = {user: [rows[i] for i in sorted(rng.choice(len(rows), min(cap, len(rows)), replace=False))]
+              for user, rows in sorted(rows_by_user(dataset).items())}
+    # a rater needs enough ratings for their direction to mean something: 20 (the quick preset's raters have 3-8)
+    prior = estimate_taste_prior(model, processor, sample, min_ratings=min(20, max(3, cap // 3)), batch_size=64)
+    prior.save(out_file)
+    return {**taste_summary(prior), "rows_per_rater": cap, "file": out_file.name}
+
+
 def piaa_stage(model: Any, processor: Any, data: DemoData, config: DemoConfig, users: list[str], staging: Path,
-               progress: _Progress) -> dict[str, Any]:
-    """The PIAA protocol on the held-out users: per-user adapters (``piaa/``) and, if configured, the paper's
-    full per-user fine-tuning (``piaa_full/``); per-user SRCC per k with their spread."""
+               progress: _Progress, taste_prior: Optional[Path] = None) -> dict[str, Any]:
+    """The PIAA protocol on the held-out users: taste adapters (``piaa_taste/``, with ``taste_prior``), LoRA
+    adapters (``piaa/``) and, if configured, the paper's full per-user fine-tuning (``piaa_full/``); per-user
+    SRCC per k with their spread."""
     from aesmamba_hf.piaa import run_piaa, summary_table
 
     out: dict[str, Any] = {"users": users, "methods": {}}
-    methods = [("adapter", "piaa", True)] + ([("full", "piaa_full", False)] if config.piaa_full_finetuning else [])
-    for method, folder, adapter in methods:
+    methods = (["taste"] if taste_prior is not None else []) + ["adapter"] + (
+        ["full"] if config.piaa_full_finetuning else [])
+    for method in methods:
+        folder = PIAA_METHODS[method][0]
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", category=UserWarning)
-            result = run_piaa(model, data.para_root, staging / folder, _piaa_config(config, users, adapter),
-                              processor=processor, progress=progress)
+            result = run_piaa(model, data.para_root, staging / folder,
+                              _piaa_config(config, users, method, taste_prior), processor=processor,
+                              progress=progress)
         summary = json.loads(result.files["summary_json"].read_text(encoding="utf-8"))
         per_user: dict[str, dict[str, float]] = {}
         for r in result.records:
@@ -740,8 +785,8 @@ def piaa_stage(model: Any, processor: Any, data: DemoData, config: DemoConfig, u
         out["methods"][method] = {"description": summary["description"], "summary": summary["summary"],
                                   "table": summary_table(result.summary), "folder": folder,
                                   "per_user_aesthetic_srcc": per_user}
-    out["description"] = out["methods"]["adapter"]["description"]
-    out["table"] = out["methods"]["adapter"]["table"]
+    out["description"] = out["methods"][goal_method(out)]["description"]
+    out["table"] = out["methods"][goal_method(out)]["table"]
     return out
 
 
@@ -768,8 +813,9 @@ def taste_shares(bench_root: Path, data: DemoData, users: list[str], config: Dem
 
 def piaa_goals(piaa: dict[str, Any]) -> list[dict[str, Any]]:
     """Few-shot must learn what the prompt cannot carry: 10-shot ≥ zero-shot + 0.05, 100-shot ≥ 10-shot (mean
-    per-user aesthetic SRCC of the adapters over the held-out users)."""
-    per_user = piaa["methods"]["adapter"]["per_user_aesthetic_srcc"]
+    per-user aesthetic SRCC over the held-out users, of the :func:`goal_method`'s adapters)."""
+    method = goal_method(piaa)
+    per_user = piaa["methods"][method]["per_user_aesthetic_srcc"]
     keys = sorted((k for k in per_user if k != "zero_shot"), key=int)
     if "zero_shot" not in per_user or len(keys) < 2:
         return []
@@ -777,16 +823,46 @@ def piaa_goals(piaa: dict[str, Any]) -> list[dict[str, Any]]:
     few, many = keys[0], keys[-1]
     return [
         _goal(f"PIAA {few}-shot mean per-user SRCC >= zero-shot + 0.05", mean[few] >= mean["zero_shot"] + 0.05,
-              f"{few}-shot {mean[few]:.4f} vs zero-shot {mean['zero_shot']:.4f}"),
+              f"{few}-shot {mean[few]:.4f} vs zero-shot {mean['zero_shot']:.4f} ({method} adapters)"),
         _goal(f"PIAA {many}-shot >= {few}-shot", mean[many] >= mean[few],
-              f"{many}-shot {mean[many]:.4f} vs {few}-shot {mean[few]:.4f}"),
+              f"{many}-shot {mean[many]:.4f} vs {few}-shot {mean[few]:.4f} ({method} adapters)"),
     ]
+
+
+def probe_report_lines(probe: Optional[dict[str, Any]], adapter: dict[str, dict[str, float]],
+                       method: str = "adapter") -> list[str]:
+    """The report's "what k ratings can teach here" table (``taste_probe``)."""
+    if not probe or not probe.get("users"):
+        return []
+    users = probe["users"]
+    ks = sorted(next(iter(users.values()))["informed_srcc"], key=int)
+    lines = ["", "What k ratings can teach here, measured with the benchmark's truth (`aesmamba_demo.taste_probe`): "
+             "`own taste in features` = R² of each rater's noise-free own taste predicted from the feature the heads "
+             f"read (ridge fitted on {probe['pool_size']} of their training images, R² on their test images): an "
+             "adapter on the heads cannot learn what these features do not carry; `informed k-shot` = a learner told "
+             "which factors the own taste weighs, the weights' prior spread and the rating noise, fitting only the "
+             f"weights from k ratings (Bayesian posterior mean; mean over {probe['draws']} draws of k shots): what k "
+             "ratings alone can teach about this data (a learner that also learned from other raters, as taste "
+             "adapters do, can exceed it where the base's errors are shared across raters).", "",
+             "| user | own taste in features (R²) | zero-shot | " + " | ".join(
+                 f"informed {k}-shot | {method} {k}-shot" for k in ks) + " |", "|---" * (3 + 2 * len(ks)) + "|"]
+    for user, u in users.items():
+        cells = [f"{u['informed_srcc'][k]:.4f} | {_fmt(adapter.get(k, {}).get(user))}" for k in ks]
+        lines.append(f"| {user} | {u['features_r2']:.3f} | {u['zero_shot_srcc']:.4f} | " + " | ".join(cells) + " |")
+    mean = {k: finite_mean(u["informed_srcc"][k] for u in users.values()) for k in ks}
+    zero = finite_mean(u["zero_shot_srcc"] for u in users.values())
+    factor_r2 = {f: finite_mean(u["factor_r2"][f] for u in users.values()) for f in probe["factors"]}
+    lines += ["", f"Mean over users: zero-shot {zero:.4f}; " + "; ".join(
+        f"informed {k}-shot {mean[k]:.4f} ({mean[k] - zero:+.4f})" for k in ks) + ". Each factor as the base's "
+        "features carry it (test R², mean over users): " + ", ".join(f"{f} {v:.2f}" for f, v in factor_r2.items())
+        + ". A factor the features do not carry is one no head adapter can learn a taste for."]
+    return lines
 
 
 def piaa_report_lines(piaa: dict[str, Any]) -> list[str]:
     lines = ["## PIAA protocol (per-user few-shot personalisation of P, held-out users)", ""]
-    methods = piaa["methods"]
-    ks = sorted(methods["adapter"]["per_user_aesthetic_srcc"], key=lambda k: -1 if k == "zero_shot" else int(k))
+    methods, goal = piaa["methods"], goal_method(piaa)
+    ks = sorted(methods[goal]["per_user_aesthetic_srcc"], key=lambda k: -1 if k == "zero_shot" else int(k))
     label = {k: "zero-shot" if k == "zero_shot" else f"{k}-shot" for k in ks}
     lines += ["Per-user aesthetic SRCC, mean ± std over users (each user: mean over repeats):", "",
               "| method | " + " | ".join(label[k] for k in ks) + " |", "|---" * (1 + len(ks)) + "|"]
@@ -795,8 +871,7 @@ def piaa_report_lines(piaa: dict[str, Any]) -> list[str]:
         for k in ks:
             values = [v for v in block["per_user_aesthetic_srcc"].get(k, {}).values() if v == v]
             cells.append(f"{np.mean(values):.4f} ± {np.std(values):.4f}" if values else "–")
-        name = "adapter (LoRA, `aesmamba personalize`)" if method == "adapter" else "full fine-tuning (paper)"
-        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+        lines.append(f"| {PIAA_METHODS[method][1]} | " + " | ".join(cells) + " |")
     taste = piaa.get("taste") or {}
     if taste:
         lines += ["", "What each rater's prompt can and cannot carry (on their test photos): `personal share` = "
@@ -804,16 +879,22 @@ def piaa_report_lines(piaa: dict[str, Any]) -> list[str]:
                   "`prompt-only` = SRCC of their trait-driven taste alone; `ceiling` = SRCC of their full true "
                   "taste model (hidden photo appeal unknown).", "",
                   "| user | personal share | prompt-only SRCC | ceiling SRCC | " + " | ".join(
-                      f"adapter {label[k]}" for k in ks) + " |", "|---" * (4 + len(ks)) + "|"]
-        per_user = methods["adapter"]["per_user_aesthetic_srcc"]
+                      f"{goal} {label[k]}" for k in ks) + " |", "|---" * (4 + len(ks)) + "|"]
+        per_user = methods[goal]["per_user_aesthetic_srcc"]
         for user, t in taste.items():
             cells = [_fmt(per_user.get(k, {}).get(user)) for k in ks]
             lines.append(f"| {user} | {t['personal_share']:.2f} | {t['prompt_only_srcc']:.4f} | "
                          f"{t['ceiling_srcc']:.4f} | " + " | ".join(cells) + " |")
-    lines += ["", "All attributes (adapters):", "", piaa["table"], "", "![PIAA box plot](piaa/boxplot.png)"]
-    if "full" in methods:
-        lines += ["", "Full per-user fine-tuning: " + methods["full"]["description"], "", methods["full"]["table"], "",
-                  "![PIAA box plot, full fine-tuning](piaa_full/boxplot.png)"]
+    lines += probe_report_lines(piaa.get("probe"), methods[goal]["per_user_aesthetic_srcc"], goal)
+    if piaa.get("taste_prior"):
+        p = piaa["taste_prior"]
+        lines += ["", f"P's taste prior (`models/aesmamba-demo-p/{p['file']}`): rank {p['rank']}, learned from "
+                  f"{p['raters']} of P's training raters ({p['ratings']} ratings of the validation photos); rating "
+                  f"noise variance {p['noise_var']:.3f}."]
+    for method, block in methods.items():
+        folder, name = PIAA_METHODS[method]
+        lines += ["", f"All attributes, {name}: {block['description']}", "", block["table"], "",
+                  f"![PIAA box plot, {method}]({folder}/boxplot.png)"]
     return lines + [""]
 
 
@@ -1180,9 +1261,21 @@ def _run(out: Path, config: DemoConfig, preset: str, overwrite: bool,
                 report["training"][key]["train_users"] = sorted(set(data.splits["P"]["train"]["user_id"]))
                 trained[key] = model
 
-        with progress.stage("piaa", "per-user few-shot protocol on P (adapters; full fine-tuning)") as rec:
-            report["piaa"] = piaa_stage(trained["P"], processors["P"], data, config, piaa_users, staging, progress)
+        with progress.stage("taste_prior", "P's taste prior from its training raters (validation photos)"):
+            prior_file = staging / "taste_prior.safetensors"
+            taste_prior = taste_prior_stage(trained["P"], processors["P"], data, config,
+                                            report["training"]["P"]["train_users"], prior_file)
+
+        with progress.stage("piaa", "per-user few-shot protocol on P (taste, LoRA, full fine-tuning)") as rec:
+            report["piaa"] = piaa_stage(trained["P"], processors["P"], data, config, piaa_users, staging, progress,
+                                        taste_prior=prior_file)
+            report["piaa"]["taste_prior"] = taste_prior
             report["piaa"]["taste"] = taste_shares(staging / "benchmark", data, piaa_users, config)
+            from .taste_probe import probe_taste
+
+            report["piaa"]["probe"] = probe_taste(
+                trained["P"], processors["P"], data.para_root, staging / "benchmark", piaa_users,
+                config.piaa_test_size, config.seed, config.piaa_shots, config.piaa_probe_pool, config.piaa_probe_draws)
             rec["users"] = piaa_users
 
         evaluation: dict[str, Any] = {}
@@ -1224,6 +1317,8 @@ def _run(out: Path, config: DemoConfig, preset: str, overwrite: bool,
                              metrics=str(staging / evaluation[key]["metrics_file"]),
                              repo_id=f"aesmamba-hf/{MODEL_NAMES[key]}")
                 _mark_demo_card(folder / "README.md")
+                if key == "P":  # `personalize --kind taste` finds the prior beside the weights
+                    shutil.move(prior_file, folder / prior_file.name)
                 exported[key] = os.path.relpath(folder, staging)
             report["models"] = exported
 

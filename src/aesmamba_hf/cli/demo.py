@@ -15,7 +15,7 @@ Generates a small rated benchmark from the bundled photographs (synthetic rating
 in the AVA and PARA layouts), trains small V, M, F and P models with the Trainer, runs the PIAA few-shot
 protocol, evaluates on held-out photos against a non-deep baseline, exports Hub-ready model folders and scores
 sample photos with pipeline("image-aesthetics"). Writes report.md / report.json and plots to --out.
-No network, no GPU, no downloads. The full run takes 14 (AVX-512) to 75 (older AVX2) minutes on 2 CPU
+No network, no GPU, no downloads. The full run takes about 15 (AVX-512) to 95 (older AVX2) minutes on 2 CPU
 cores; --quick is a smoke run (tiny models, numbers meaningless) of about 160 CPU-seconds: under 3 minutes on
 2 free cores.
 Needs the aesmamba-demo package: `pip install -e demo` in the repository, or `bash scripts/demo.sh`."""

@@ -40,6 +40,7 @@ def describe_model(name: str) -> dict[str, Any]:
     vision = sum(p.numel() for p in model.aesmamba.vision_model.parameters())
     text = sum(p.numel() for p in model.aesmamba.text_model.parameters()) if model.aesmamba.text_model else 0
     fusion = sum(p.numel() for p in model.aesmamba.fusion.parameters()) if model.aesmamba.fusion else 0
+    taste = model.taste.weight.numel() if model.taste is not None else 0  # per-user layer, zero in a base
     notes: list[str] = []
     processor = load_processor(path, config, notes)
     processor_source = "; ".join(notes) if notes else "saved with the model"
@@ -74,7 +75,7 @@ def describe_model(name: str) -> dict[str, Any]:
         "dataset": config.dataset,
         "weights": weights,
         "parameters": {"total": total, "vision": vision, "text": text, "fusion": fusion,
-                       "heads": total - vision - text - fusion},
+                       "heads": total - vision - text - fusion - taste, "taste": taste},
         "heads": [
             {
                 "name": h["name"],
@@ -117,7 +118,7 @@ def format_description(info: dict[str, Any]) -> str:
         f"dataset:       {info['dataset']}",
         f"weights:       {info['weights']}",
         f"parameters:    {p['total']:,} (vision {p['vision']:,}, text {p['text']:,}, fusion {p['fusion']:,}, "
-        f"heads {p['heads']:,})",
+        f"heads {p['heads']:,}, per-user taste layer {p['taste']:,})",
         "heads:",
     ]
     for h in info["heads"]:

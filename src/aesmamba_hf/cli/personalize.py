@@ -5,6 +5,8 @@ DIR (``adapter_config.json``, ``adapter_model.safetensors``, ``personalization.j
 RATINGS.csv: columns ``image`` (path, relative to the CSV) and ``score`` (the overall rating), optionally one
 column per other head (PARA: quality, composition, color, dof, light, content, contentPreference,
 willingToShare). The number of epochs is chosen on a split of these ratings (never on a test set).
+``--kind taste`` trains nothing: the user's taste is fitted in closed form under the base's taste prior (what
+many raters taught; the demo's P model carries one), the kind that learns from ten ratings (docs/piaa.md).
 Score with it: ``aesmamba score PHOTOS --model BASE --adapter DIR -o scores.csv``.
 """
 
@@ -12,6 +14,8 @@ from __future__ import annotations
 
 import argparse
 import sys
+
+from ..tuning_choices import ADAPTER_KINDS, DEFAULT_ADAPTER_KIND
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -24,9 +28,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--profile", metavar="USER.json", help="the user's profile (required for P models)")
     parser.add_argument("--output", "-o", required=True, metavar="DIR", help="adapter folder to write")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing adapter folder")
-    parser.add_argument("--kind", choices=["lora_heads", "lora_fusion_heads", "heads"], default="lora_heads",
-                        help="adapter kind (default lora_heads; see docs/piaa.md)")
+    parser.add_argument("--kind", choices=ADAPTER_KINDS, default=DEFAULT_ADAPTER_KIND,
+                        help=f"adapter kind (default {DEFAULT_ADAPTER_KIND}; see docs/piaa.md)")
     parser.add_argument("--rank", type=int, default=4, help="LoRA rank (default 4)")
+    parser.add_argument("--taste-prior", metavar="FILE", default=None,
+                        help="--kind taste: the base's taste prior (default: taste_prior.safetensors in the base "
+                        "folder)")
     parser.add_argument("--lr", type=float, default=None, help="AdamW learning rate of the adapter")
     parser.add_argument("--max-epochs", type=int, default=None, help="longest run compared on the split")
     parser.add_argument("--seed", type=int, default=0)
@@ -41,7 +48,8 @@ def run(args: argparse.Namespace) -> int:
     from ..inference.loading import ModelLoadError
     from ..piaa.personalize import PersonalizeConfig, personalize
 
-    config = PersonalizeConfig(kind=args.kind, rank=args.rank, seed=args.seed, device=args.device)
+    config = PersonalizeConfig(kind=args.kind, rank=args.rank, seed=args.seed, device=args.device,
+                               taste_prior=args.taste_prior)
     if args.lr is not None:
         config.learning_rate = args.lr
     if args.max_epochs is not None:

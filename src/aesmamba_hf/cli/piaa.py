@@ -12,6 +12,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from ..tuning_choices import ADAPTER_KINDS, SELECTION_CHOICES, TUNE_CHOICES
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
@@ -29,7 +31,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--seed", type=int, default=42, help="base seed (default 42)")
     parser.add_argument("--test-size", type=int, default=None, help="cap each user's test set (paper: 50)")
     parser.add_argument("--min-test-rows", type=int, default=5, help="users with fewer test rows are not drawn")
-    parser.add_argument("--tune", choices=["all", "fusion_heads", "heads"], default="all",
+    parser.add_argument("--tune", choices=TUNE_CHOICES, default="all",
                         help="parameters fine-tuned (default all, as the authors)")
     parser.add_argument("--epochs", type=int, default=50, help="fine-tuning epochs per user (default 50)")
     parser.add_argument("--batch-size", type=int, default=20)
@@ -38,7 +40,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--cosine-period", type=float, default=None,
                         help="cosine T_max in epochs (default: the run length; the released script uses 5)")
     parser.add_argument("--no-augment", action="store_true", help="no flip/crop augmentation on the shots")
-    parser.add_argument("--selection", choices=["last", "validation", "folds"], default="last",
+    parser.add_argument("--selection", choices=SELECTION_CHOICES, default="last",
                         help="'last': fixed epochs; 'validation': best epoch on a carve-out of the shots; "
                              "'folds' (with --adapter): epochs chosen on folds of the shots as `aesmamba "
                              "personalize` does (0 = keep the base among the candidates)")
@@ -48,10 +50,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--eval-batch-size", type=int, default=32)
     parser.add_argument("--device", default=None, help="cpu / cuda (default: cuda if available)")
     parser.add_argument("--scan-backend", default=None, help="selective-scan backend override")
-    parser.add_argument("--adapter", choices=["lora_heads", "lora_fusion_heads", "heads"], default=None,
+    parser.add_argument("--adapter", choices=ADAPTER_KINDS, default=None,
                         help="train a per-user PEFT adapter of this kind (as `aesmamba personalize`) instead of "
                         "fine-tuning a copy of the model; run once with and once without to compare both")
     parser.add_argument("--adapter-rank", type=int, default=4, help="LoRA rank of --adapter (default 4)")
+    parser.add_argument("--taste-prior", metavar="FILE", default=None,
+                        help="--adapter taste: the model's taste prior (default: taste_prior.safetensors in MODEL)")
     parser.add_argument("--quiet", action="store_true", help="no per-run progress lines")
     parser.set_defaults(func=run)
 
@@ -68,6 +72,7 @@ def run(args: argparse.Namespace) -> int:
             validation_fraction=args.validation_fraction, min_shots_for_validation=args.min_shots_for_validation,
             zero_shot=not args.no_zero_shot, eval_batch_size=args.eval_batch_size, device=args.device,
             scan_backend=args.scan_backend, adapter=args.adapter, adapter_rank=args.adapter_rank,
+            taste_prior=args.taste_prior,
         )
         result = run_piaa(args.model, args.para_root, args.out, config,
                           progress=None if args.quiet else (lambda line: print(line, flush=True)))

@@ -263,8 +263,10 @@ def convert_official_state_dict(state_dict: Mapping[str, torch.Tensor],
         hidden = config.text_config.hidden_size  # BertPooler: Linear(hidden, hidden)
         optional = {"aesmamba.text_model.pooler.dense.weight": (hidden, hidden),
                     "aesmamba.text_model.pooler.dense.bias": (hidden,)}
-    return _check_against(_expected_state(AesMambaForAestheticAssessment, config), converted, unmapped, what,
-                          optional)
+    expected = _expected_state(AesMambaForAestheticAssessment, config)
+    if "taste.weight" in expected:  # the authors' model has no per-user taste directions: zero, no effect
+        converted["taste.weight"] = torch.zeros(expected["taste.weight"].shape)
+    return _check_against(expected, converted, unmapped, what, optional)
 
 
 def load_official_checkpoint(checkpoint: Checkpoint, config: AesMambaConfig):

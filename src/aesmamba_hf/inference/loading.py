@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -251,7 +252,8 @@ def check_weights(folder: Path, config: AesMambaConfig) -> None:
     with torch.device("meta"):  # shapes only, nothing allocated
         expected = {key: tuple(t.shape) for key, t in Model(config).state_dict().items()}
     tied = set(getattr(Model, "_tied_weights_keys", None) or ())
-    missing = sorted(k for k in expected if k not in found and k not in tied)
+    optional = [re.compile(p) for p in Model._keys_to_ignore_on_load_missing or ()]  # e.g. zero taste directions
+    missing = sorted(k for k in expected if k not in found and k not in tied and not any(p.search(k) for p in optional))
     wrong = sorted(k for k in expected if k in found and found[k] != expected[k])
     extra_heads = sorted(k for k in found if k not in expected and k.startswith("heads."))
     if not (missing or wrong or extra_heads):

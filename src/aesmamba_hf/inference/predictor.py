@@ -58,6 +58,7 @@ class Predictions:
     class_logits: Optional[np.ndarray] = None  # (N, heads with a class branch, C)
     errors: dict[int, str] = field(default_factory=dict)
     used_text: list[bool] = field(default_factory=list)
+    features: Optional[np.ndarray] = None  # (N, D) the feature the heads read, when asked for
 
     @property
     def ok(self) -> np.ndarray:
@@ -147,7 +148,7 @@ class Predictor:
         finally:
             self.model.train(was_training)
         return {"scores": outputs.scores, "distribution": outputs.distribution,
-                "class_logits": outputs.class_logits}
+                "class_logits": outputs.class_logits, "features": outputs.integrated_features}
 
     # -- examples ------------------------------------------------------------------------------------
 
@@ -197,12 +198,16 @@ class Predictor:
         with_text = self._with_text is not None and _has_text(row, self.task)
         return (self._with_text if with_text else self._image_only)([row])
 
-    def predict_examples(self, examples: Sequence[Mapping[str, Any]]) -> Predictions:
-        """Scores of every example (see the module docstring for the rules)."""
+    def predict_examples(self, examples: Sequence[Mapping[str, Any]], with_features: bool = False) -> Predictions:
+        """Scores of every example (see the module docstring for the rules); ``with_features``: also the (N, D)
+        feature every head reads (after the image-text integration), e.g. to embed images or probe what a
+        model encodes (NaN rows for failed examples)."""
         n, dist_head = len(examples), self.config.distribution_head
         result = Predictions(np.full((n, self.config.num_heads), np.nan, dtype=np.float32),
                              np.full((n, dist_head["num_bins"]), np.nan, dtype=np.float32) if dist_head else None,
                              None, {}, [False] * n)
+        if with_features:  # sized at the first batch
+            result.features = np.full((n, 0), np.nan, dtype=np.float32)
         for start in range(0, n, self.batch_size):
             rows = self._open(examples[start : start + self.batch_size], start, self._decoder_pool(), result.errors)
             groups: dict[bool, list] = {True: [], False: []}
@@ -231,6 +236,10 @@ class Predictor:
                 result.class_logits = np.full((len(result.scores), *out["class_logits"].shape[1:]), np.nan,
                                               dtype=np.float32)
             result.class_logits[indices] = out["class_logits"]
+        if result.features is not None:
+            if result.features.shape[1] != out["features"].shape[1]:
+                result.features = np.full((len(result.scores), out["features"].shape[1]), np.nan, dtype=np.float32)
+            result.features[indices] = out["features"]
         for i in indices:
             result.used_text[i] = with_text
 

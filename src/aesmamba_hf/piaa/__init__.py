@@ -6,7 +6,9 @@
   (:func:`aesmamba_hf.training.fit`, the same path as ``train()``);
 * :mod:`.report` — the summary (mean ± std), table, CSV and box plot;
 * :mod:`.adapters` — per-user PEFT adapters on a shared base (:class:`AdapterBank` swaps users);
-* :mod:`.personalize` — :func:`personalize`: one user's ratings → their adapter (``aesmamba personalize``).
+* :mod:`.personalize` — :func:`personalize`: one user's ratings → their adapter (``aesmamba personalize``);
+* :mod:`.taste` — taste adapters: a user's taste fitted in closed form under the base's taste prior (what many
+  raters taught), for a few ratings.
 """
 
 from ..training.finetune import trainable_modules
@@ -23,7 +25,8 @@ from .personalize import PersonalizeConfig, PersonalizeResult, RatingsError, per
 from .protocol import PIAAResult, attribute_columns, finetune, per_user_train_config, predict, run_piaa
 from .report import plot_boxplot, summarize, summary_table
 from .sampling import PIAAConfig, run_seed, sample_shots, split_validation, stable_seed
-from .users import UserData, load_users
+from .taste import TastePrior, TastePriorError, estimate_taste_prior, fit_taste, taste_adapter
+from .users import UserData, load_users, rows_by_user
 
 __all__ = [
     "ADAPTER_KINDS",
@@ -32,7 +35,11 @@ __all__ = [
     "PersonalizeConfig",
     "PersonalizeResult",
     "RatingsError",
+    "TastePrior",
+    "TastePriorError",
     "attach_adapter",
+    "estimate_taste_prior",
+    "fit_taste",
     "load_adapter",
     "merge_adapter",
     "personalize",
@@ -48,11 +55,13 @@ __all__ = [
     "plot_boxplot",
     "predict",
     "run_piaa",
+    "rows_by_user",
     "run_seed",
     "sample_shots",
     "split_validation",
     "stable_seed",
     "summarize",
     "summary_table",
+    "taste_adapter",
     "trainable_modules",
 ]

@@ -11,7 +11,9 @@ Kinds (:data:`ADAPTER_KINDS`; the module names come from
 * ``"lora_heads"`` — LoRA on the Linear layers of the MBA heads (residual adapter + score branch);
 * ``"lora_fusion_heads"`` — the same plus the cross-modal fusion block (M/P);
 * ``"heads"`` — LoRA on the heads' residual adapters and a full per-user copy of each score branch
-  (PEFT ``modules_to_save``).
+  (PEFT ``modules_to_save``);
+* ``"taste"`` — LoRA of rank 1 on the model's ``taste`` layer: a taste direction fitted in closed form under
+  the base's taste prior (:mod:`.taste`), not trained by gradient.
 """
 
 from __future__ import annotations
@@ -23,11 +25,9 @@ from pathlib import Path
 from typing import Any, Optional, Union
 
 from ..peft_utils import is_peft_model  # noqa: F401  (public here too)
+from ..tuning_choices import ADAPTER_KINDS, DEFAULT_ADAPTER_KIND
 
 PathLike = Union[str, os.PathLike]
-
-ADAPTER_KINDS = ("lora_heads", "lora_fusion_heads", "heads")
-DEFAULT_ADAPTER_KIND = "lora_heads"
 PERSONALIZATION_FILE = "personalization.json"  # the package's metadata beside PEFT's files
 ADAPTER_CONFIG_FILE = "adapter_config.json"
 
@@ -44,6 +44,8 @@ def adapter_config(model: Any, kind: str = DEFAULT_ADAPTER_KIND, rank: int = 4, 
     if kind not in ADAPTER_KINDS:
         raise ValueError(f"adapter kind must be one of {ADAPTER_KINDS}, got {kind!r}")
     names = type(model).peft_target_modules
+    if kind == "taste":  # one factor: lora_B @ lora_A is the user's taste row in their head's row, scale 1
+        return LoraConfig(r=1, lora_alpha=1, target_modules=names["taste"], lora_dropout=0.0, bias="none")
     parts = [names["heads"]]
     modules_to_save = None
     if kind == "lora_fusion_heads":

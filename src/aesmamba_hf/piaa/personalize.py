@@ -53,7 +53,9 @@ class RatingsError(ValueError):
 @dataclass
 class PersonalizeConfig:
     """How an adapter is trained. ``epoch_candidates``: the epoch counts compared on the user's own split
-    (``0`` = keep the base); ``learning_rate``/``weight_decay``: AdamW on the adapter's weights only."""
+    (``0`` = keep the base); ``learning_rate``/``weight_decay``: AdamW on the adapter's weights only.
+    ``kind="taste"`` trains nothing: the user's taste is fitted in closed form under the base's taste prior
+    (``taste_prior``: its file; default the base folder's ``taste_prior.safetensors``), see :mod:`.taste`."""
 
     kind: str = DEFAULT_ADAPTER_KIND
     rank: int = 4
@@ -66,6 +68,7 @@ class PersonalizeConfig:
     min_ratings: int = MIN_RATINGS
     validation_folds: int = 2
     device: Optional[str] = None
+    taste_prior: Optional[str] = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -336,16 +339,27 @@ def personalize(
     device = pick_device(config.device)
     base_model, processor, base_name = _base_and_processor(base, processor, device)
     user = _profile_for(base_model.config, profile)
+    prior = _taste_prior(base_model, config)  # a missing or foreign prior fails before any image is read
     checked = read_ratings(ratings, base_model.config, config.min_ratings)
     if output_dir is not None:  # refuse a bad output folder before the training
         check_new_output_dir(output_dir, overwrite=overwrite, what="adapter folder",
                              how="pass overwrite=True (--overwrite)")
     rows = _training_rows(checked, base_model, processor, user, config.batch_size)
-    say(f"{len(rows)} ratings read; choosing the epochs on {config.validation_folds} folds of them")
-    epochs, curve = choose_epochs(base_model, processor, rows, config, device)
-    say(f"validation SRCC per epoch count: {curve}; training the adapter on all ratings for {epochs} epochs")
-    model, _ = train_adapter(base_model, processor, rows, config, epochs, device=device)
+    if prior is not None:
+        from .taste import fit_taste_adapter
+
+        say(f"{len(rows)} ratings read; fitting the taste direction under the base's taste prior")
+        model, epochs, curve = fit_taste_adapter(base_model, processor, rows, prior, config.batch_size), 0, {}
+    else:
+        say(f"{len(rows)} ratings read; choosing the epochs on {config.validation_folds} folds of them")
+        epochs, curve = choose_epochs(base_model, processor, rows, config, device)
+        say(f"validation SRCC per epoch count: {curve}; training the adapter on all ratings for {epochs} epochs")
+        model, _ = train_adapter(base_model, processor, rows, config, epochs, device=device)
     meta = _metadata(base_name, base_model.config, user, checked, epochs, curve, config)
+    if prior is not None:
+        from .taste import taste_summary
+
+        meta["taste_prior"] = taste_summary(prior)
     result = PersonalizeResult(adapter_dir=None, model=model, epochs=epochs, validation_srcc=curve,
                                num_ratings=len(rows), prompt=meta["prompt"], seconds=0.0, details=meta)
     if output_dir is not None:
@@ -354,6 +368,17 @@ def personalize(
     result.seconds = time.perf_counter() - start
     say(f"done in {result.seconds:.1f} s" + (f": {result.adapter_dir}" if result.adapter_dir else ""))
     return result
+
+
+def _taste_prior(base: Any, config: PersonalizeConfig) -> Any:
+    """The taste prior for ``kind="taste"`` (``None`` for the trained kinds, which take none)."""
+    if config.kind != "taste":
+        if config.taste_prior is not None:
+            raise ValueError(f"taste_prior / --taste-prior is for kind 'taste'; kind {config.kind!r} takes none")
+        return None
+    from .taste import prior_for
+
+    return prior_for(base, config.taste_prior)
 
 
 def _base_and_processor(base: Any, processor: Any, device: torch.device) -> tuple[Any, Any, str]:

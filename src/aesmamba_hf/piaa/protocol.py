@@ -125,6 +125,8 @@ def finetune(
     ``columns`` is accepted for compatibility (the selection metric names the ``aesthetic`` head).
     """
     del columns
+    if config.adapter == "taste":
+        return _taste_fit(base_model, train_rows, collator.processor, config, device)
     if config.selection == "folds":
         return _personalize_like(base_model, train_rows, collator, config, seed, device)
     model = copy.deepcopy(base_model).to(device)
@@ -161,6 +163,16 @@ def _personalize_like(base_model: AesMambaForAestheticAssessment, train_rows: Se
     model, _ = train_adapter(base_model, collator.processor, list(train_rows), settings, epochs, device=device)
     model.requires_grad_(False)
     return model.eval(), {"epochs": epochs, "train_loss": [], "validation_srcc": curve.get(epochs)}
+
+
+def _taste_fit(base_model: AesMambaForAestheticAssessment, train_rows: Sequence[dict[str, Any]], processor: Any,
+               config: PIAAConfig, device: torch.device) -> tuple[Any, dict[str, Any]]:
+    """One user's taste adapter, fitted in closed form as ``personalize(kind="taste")`` fits it."""
+    from .taste import fit_taste_adapter, prior_for
+
+    prior = prior_for(base_model, config.taste_prior)
+    model = fit_taste_adapter(base_model, processor, list(train_rows), prior, config.eval_batch_size).to(device)
+    return model, {"epochs": 0, "train_loss": [], "validation_srcc": None}
 
 
 @dataclass
@@ -281,9 +293,12 @@ def run_piaa(
              "summary_md": out / "summary.md", "boxplot": out / "boxplot.png"}
     _write_csv(records, files["per_user_csv"])
     table = summary_table(summary)
-    method = f"adapter={config.adapter} (rank {config.adapter_rank})" if config.adapter else f"tune={config.tune}"
-    description = (f"{len(done)} users, shots {config.shots}, {config.repeats} repeats, {method}, "
-                   f"{config.epochs} epochs, selection={config.selection} (never on test)")
+    if config.adapter == "taste":
+        method = "adapter=taste (closed form under the model's taste prior, no training)"
+    else:
+        method = (f"adapter={config.adapter} (rank {config.adapter_rank})" if config.adapter else
+                  f"tune={config.tune}") + f", {config.epochs} epochs, selection={config.selection} (never on test)"
+    description = f"{len(done)} users, shots {config.shots}, {config.repeats} repeats, {method}"
     payload = {
         "protocol": "piaa",
         "description": description,

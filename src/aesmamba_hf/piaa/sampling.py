@@ -11,11 +11,9 @@ from typing import Any, Optional, Union
 
 import numpy as np
 
-from ..training.finetune import TUNE_CHOICES
-from .adapters import ADAPTER_KINDS
+from ..tuning_choices import ADAPTER_KINDS, SELECTION_CHOICES, TUNE_CHOICES
 
 PathLike = Union[str, os.PathLike]
-SELECTION_CHOICES = ("last", "validation", "folds")
 ZERO_SHOT = "zero_shot"
 CSV_COLUMNS = ("user", "k", "repeat", "seed", "attribute", "plcc", "srcc", "n_train", "n_val", "n_test",
                "epochs", "selection", "tune")
@@ -47,6 +45,8 @@ class PIAAConfig:
         adapter: ``None`` — fine-tune a copy of the model (the paper's way, ``tune`` picks the parts); or a kind
             of :data:`~aesmamba_hf.piaa.adapters.ADAPTER_KINDS` — train a PEFT adapter per user on the shared
             base, as ``aesmamba personalize`` does (``tune`` is then unused); ``adapter_rank``: its LoRA rank.
+            ``"taste"`` fits each user's taste in closed form under the base's taste prior (:mod:`.taste`):
+            ``taste_prior`` is its file (default: the model folder's ``taste_prior.safetensors``).
 
     Running:
         zero_shot: evaluate the generic model per user (``k = 0`` rows).
@@ -79,6 +79,7 @@ class PIAAConfig:
     scan_backend: Optional[str] = None
     adapter: Optional[str] = None
     adapter_rank: int = 4
+    taste_prior: Optional[str] = None
 
     def __post_init__(self) -> None:
         if self.adapter is not None and self.adapter not in ADAPTER_KINDS:
@@ -88,6 +89,12 @@ class PIAAConfig:
             raise ValueError(f"PIAAConfig.tune must be one of {TUNE_CHOICES}, got {self.tune!r}")
         if self.selection not in SELECTION_CHOICES:
             raise ValueError(f"PIAAConfig.selection must be one of {SELECTION_CHOICES}, got {self.selection!r}")
+        if self.taste_prior is not None and self.adapter != "taste":
+            raise ValueError("PIAAConfig.taste_prior (--taste-prior) is for adapter='taste'; "
+                             f"adapter={self.adapter!r} takes none")
+        if self.adapter == "taste" and self.selection == "validation":
+            raise ValueError("PIAAConfig.adapter='taste' is fitted in closed form on every shot: use selection="
+                             "'last' or 'folds' (both mean the same for it)")
         if self.selection == "folds" and self.adapter is None:
             raise ValueError("PIAAConfig.selection='folds' chooses an adapter's epochs as `aesmamba personalize` "
                              "does: set adapter= (e.g. 'lora_heads'), or use selection='last'/'validation'")

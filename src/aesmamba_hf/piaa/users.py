@@ -33,7 +33,8 @@ class UserData:
         return UserData(self.user, _load_rows(self.train_rows, bad), _load_rows(self.test_rows, bad), bad)
 
 
-def _rows_by_user(dataset: Any) -> dict[str, list[dict[str, Any]]]:
+def rows_by_user(dataset: Any) -> dict[str, list[dict[str, Any]]]:
+    """A PIAA dataset's rows per ``user_id`` (images as paths, not decoded), in dataset order."""
     from datasets import Image
 
     columns = [c for c in ("image", "image_id", "labels", "class_labels", "user_id", "user", "source")
@@ -81,8 +82,8 @@ def load_users(para_root: PathLike, config: Any) -> tuple[list[UserData], list[d
             chosen = sorted(eligible[i] for i in rng.choice(len(eligible), config.num_users, replace=False))
         else:
             chosen = eligible
-    train_by_user = _rows_by_user(train_ds.select(np.flatnonzero(np.isin(train_ids, chosen))))
-    test_by_user = _rows_by_user(test_ds.select(np.flatnonzero(np.isin(test_ids, chosen))))
+    train_by_user = rows_by_user(train_ds.select(np.flatnonzero(np.isin(train_ids, chosen))))
+    test_by_user = rows_by_user(test_ds.select(np.flatnonzero(np.isin(test_ids, chosen))))
     users = []
     for user in chosen:
         train_rows, test_rows = train_by_user.get(user, []), test_by_user.get(user, [])
@@ -97,4 +98,4 @@ def load_users(para_root: PathLike, config: Any) -> tuple[list[UserData], list[d
     return users, skipped
 
 
-__all__ = ["UserData", "load_users"]
+__all__ = ["UserData", "load_users", "rows_by_user"]

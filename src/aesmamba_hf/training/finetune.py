@@ -20,11 +20,10 @@ from typing import Any, Optional
 from torch import nn
 
 from ..peft_utils import adapter_modules, is_peft_model
+from ..tuning_choices import TUNE_CHOICES
 from .recipes import TrainConfig
 
 logger = logging.getLogger(__name__)
-
-TUNE_CHOICES = ("all", "fusion_heads", "heads")
 
 
 def trainable_modules(model: Any, tune: str) -> list[nn.Module]:
@@ -72,17 +71,18 @@ def trainable_parts(model: Any, tune: str) -> Iterator[list[nn.Parameter]]:
     """Train only the modules of ``tune`` inside the block: the others get ``requires_grad=False`` and stay in
     eval mode even when the Trainer calls ``model.train()``; on exit every module's ``requires_grad`` and
     train/eval mode are as they were. ``"all"`` trains what the caller left trainable (e.g. a text encoder
-    frozen for :func:`~aesmamba_hf.training.cached_text_encoder` stays frozen)."""
+    frozen for :func:`~aesmamba_hf.training.cached_text_encoder` stays frozen). The taste directions
+    (``model.taste``, zero in a base) never train here: per-user adapters set them."""
     tuned = trainable_modules(model, tune)
-    if tune == "all":
-        yield [p for p in model.parameters() if p.requires_grad]
-        return
     requires = {name: p.requires_grad for name, p in model.named_parameters()}
     try:
-        model.requires_grad_(False)
-        for module in tuned:
-            module.requires_grad_(True)
-        with _others_in_eval(model, tuned):
+        if tune != "all":
+            model.requires_grad_(False)
+            for module in tuned:
+                module.requires_grad_(True)
+        if getattr(model, "taste", None) is not None:  # only per-user adapters set the taste directions
+            model.taste.requires_grad_(False)
+        with _others_in_eval(model, tuned) if tune != "all" else contextlib.nullcontext():
             yield [p for p in model.parameters() if p.requires_grad]
     finally:
         for name, param in model.named_parameters():
