@@ -51,3 +51,14 @@ def png_bomb(path: Path) -> None:
     header = struct.pack(">IIBBBBB", 100_000, 100_000, 1, 0, 0, 0, 0)
     path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * 100))
                      + chunk(b"IEND", b""))
+
+
+def paper_parameters(model) -> int:
+    """Parameters of the authors' architecture: all but our per-user taste layer (zero in a base; one row of the
+    feature size + 1 per scalar head)."""
+    taste = model.taste
+    n_scalar = sum(h["kind"] != "distribution" for h in model.config.heads)
+    assert (taste is None) == (n_scalar == 0)
+    if taste is not None:
+        assert tuple(taste.weight.shape) == (n_scalar, model.config.vision_config.hidden_size + 1)
+    return sum(p.numel() for name, p in model.named_parameters() if not name.startswith("taste."))

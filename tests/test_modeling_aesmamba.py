@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 from transformers import AutoConfig, AutoModel
 
+from _io_helpers import paper_parameters
 from aesmamba_hf import AesMambaConfig, AesMambaForAestheticAssessment, AesMambaModel
 from aesmamba_hf.losses import balanced_softmax_loss, bce_as_released, emd_loss, scalar_mse
 
@@ -45,17 +46,6 @@ def text_batch(lengths, seed=0, length=9):
         mask[i, :n] = 1
         ids[i, n:] = 0  # [PAD]
     return ids, mask
-
-
-def paper_parameters(model) -> int:
-    """Parameters of the authors' architecture: all but the per-user taste layer (zero in a base; one row of
-    feature size + 1 per scalar head)."""
-    taste = model.taste
-    n_scalar = sum(h["kind"] != "distribution" for h in model.config.heads)
-    assert (taste is None) == (n_scalar == 0)
-    if taste is not None:
-        assert tuple(taste.weight.shape) == (n_scalar, model.config.vision_config.hidden_size + 1)
-    return sum(p.numel() for name, p in model.named_parameters() if not name.startswith("taste."))
 
 
 @pytest.mark.parametrize("name", sorted(OFFICIAL_COUNTS))

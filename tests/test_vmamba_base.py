@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from _io_helpers import paper_parameters
 from aesmamba_hf import AesMambaForAestheticAssessment, VMambaConfig, get_variant, variant_config
 from aesmamba_hf.hub.conversion import (
     CheckpointConversionError,
@@ -104,7 +105,7 @@ def test_v_dagger_builds_with_the_official_parameter_count():
         model = AesMambaForAestheticAssessment(config)
         encoder = VMambaModel(VMambaConfig.from_preset("vmamba-b-v0"))
     official = official_v_keys("B")
-    total = sum(p.numel() for p in model.parameters())
+    total = paper_parameters(model)
     assert total == _count(official.values()) == 76_280_966
     encoder_count = sum(p.numel() for p in encoder.parameters())
     assert encoder_count == _count(v for k, v in official.items() if k.startswith("img_model.")) == 75_229_056
@@ -164,4 +165,4 @@ def test_registry_entry_and_recipe(tmp_path, monkeypatch):
     assert recipe.learning_rate == load_recipe("v-tad66k").learning_rate
     with torch.device("meta"):
         model = build_model(recipe)
-    assert sum(p.numel() for p in model.parameters()) == 76_280_966
+    assert paper_parameters(model) == 76_280_966
