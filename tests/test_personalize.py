@@ -153,7 +153,6 @@ def test_pipeline_with_adapter(setup):
 
 def test_cli_personalize_then_score(setup, tmp_path, capsys):
     from aesmamba_hf.cli import main
-    from aesmamba_hf.inference.loading import load_model
 
     base, model_dir, _, _ = setup
     ratings = write_ratings(tmp_path, [2, 3, 4, 5, 1, 2, 3, 4])
@@ -164,19 +163,27 @@ def test_cli_personalize_then_score(setup, tmp_path, capsys):
     assert "adapter:" in capsys.readouterr().out
     meta = json.loads((tmp_path / "mine" / "personalization.json").read_text())
     assert meta["epochs"] in (0, 2) and set(meta["validation_srcc"]) == {"0", "2"}  # candidates up to 2
-    out = tmp_path / "scores.csv"
-    # the adapter's profile.json builds the prompt: no --user needed
-    code = main(["score", str(tmp_path / "imgs"), "--model", str(model_dir), "--adapter", str(tmp_path / "mine"),
-                 "-o", str(out), "--random-weights", "--no-progress", "--workers", "0"])
-    assert code == 0, capsys.readouterr().err
-    rows = sorted(csv.DictReader(open(out, newline="")), key=lambda r: r["path"])
-    merged = load_model(str(model_dir), device="cpu", allow_random=True, adapter=tmp_path / "mine")
-    expected = _scores(merged.model, merged.processor, [r["path"] for r in rows])[:, 0]
-    np.testing.assert_allclose([float(r["score"]) for r in rows], expected, atol=1e-3)
+    cli_scores_equal_the_merged_model(model_dir, tmp_path / "mine", tmp_path, capsys)
     # an existing adapter is not replaced without --overwrite
     code = main(["personalize", "--model", str(model_dir), "--ratings", str(ratings), "--profile",
                  str(tmp_path / "me.json"), "--output", str(tmp_path / "mine"), "--quiet"])
     assert code == 1 and "not empty" in capsys.readouterr().err
+
+
+def cli_scores_equal_the_merged_model(model_dir: Path, adapter: Path, tmp_path: Path, capsys) -> None:
+    """`aesmamba score tmp_path/imgs --adapter ADAPTER` gives the merged model's scores (the adapter's profile.json
+    builds the prompt: no --user needed)."""
+    from aesmamba_hf.cli import main
+    from aesmamba_hf.inference.loading import load_model
+
+    out = tmp_path / "scores.csv"
+    code = main(["score", str(tmp_path / "imgs"), "--model", str(model_dir), "--adapter", str(adapter),
+                 "-o", str(out), "--random-weights", "--no-progress", "--workers", "0"])
+    assert code == 0, capsys.readouterr().err
+    rows = sorted(csv.DictReader(open(out, newline="")), key=lambda r: r["path"])
+    merged = load_model(str(model_dir), device="cpu", allow_random=True, adapter=adapter)
+    expected = _scores(merged.model, merged.processor, [r["path"] for r in rows])[:, 0]
+    np.testing.assert_allclose([float(r["score"]) for r in rows], expected, atol=1e-3)
 
 
 def _bad_unreadable(folder: Path) -> Path:

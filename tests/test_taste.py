@@ -215,10 +215,8 @@ def test_bank_swaps_a_taste_adapter_and_a_lora_adapter_on_one_base(taste_base, t
 def test_cli_personalize_taste_then_score(taste_base, tmp_path, capsys):
     """`aesmamba personalize --kind taste` on a small folder, then `aesmamba score --adapter`: the scores are the
     merged model's; a base folder without a prior is refused with the way to make one."""
-    import csv
-
-    from aesmamba_hf import load_model
     from aesmamba_hf.cli import main
+    from test_personalize import cli_scores_equal_the_merged_model
 
     _, model_dir, _ = taste_base
     ratings = write_ratings(tmp_path, [2, 3, 4, 5, 1, 2, 3, 4])
@@ -227,14 +225,7 @@ def test_cli_personalize_taste_then_score(taste_base, tmp_path, capsys):
             str(tmp_path / "me.json"), "--quiet"]
     assert main([*args, "--output", str(tmp_path / "mine")]) == 0, capsys.readouterr().err
     assert "0 epochs" in capsys.readouterr().out
-    out = tmp_path / "scores.csv"
-    code = main(["score", str(tmp_path / "imgs"), "--model", str(model_dir), "--adapter", str(tmp_path / "mine"),
-                 "-o", str(out), "--random-weights", "--no-progress", "--workers", "0"])
-    assert code == 0, capsys.readouterr().err
-    rows = sorted(csv.DictReader(open(out, newline="")), key=lambda r: r["path"])
-    merged = load_model(str(model_dir), device="cpu", allow_random=True, adapter=tmp_path / "mine")
-    expected = _scores(merged.model, merged.processor, [r["path"] for r in rows])[:, 0]
-    np.testing.assert_allclose([float(r["score"]) for r in rows], expected, atol=1e-3)
+    cli_scores_equal_the_merged_model(model_dir, tmp_path / "mine", tmp_path, capsys)
     bare = tmp_path / "bare"
     tiny_p_model().save_pretrained(bare)
     small_processor().save_pretrained(bare)
