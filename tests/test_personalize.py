@@ -317,8 +317,8 @@ def test_fit_trains_the_adapter_with_the_frozen_base_in_eval_and_refuses_a_tune(
     base, model_dir, _, _ = setup
     loaded = load_model(str(model_dir), device="cpu", allow_random=True)
     config = loaded.config
-    rows = _training_rows(read_ratings(base / "data" / "a.csv", config), loaded.model, loaded.processor,
-                          load_profile(PROFILE), 8)
+    rows, _ = _training_rows(read_ratings(base / "data" / "a.csv", config), loaded.model, loaded.processor,
+                             load_profile(PROFILE), 8)
     model = attach_adapter(loaded.model, "lora_heads", 4, dropout=0.1)
     seen: dict[str, set] = {}
     for name, module in model.named_modules():

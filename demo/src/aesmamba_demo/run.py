@@ -829,9 +829,10 @@ def piaa_goals(piaa: dict[str, Any]) -> list[dict[str, Any]]:
     ]
 
 
-def probe_report_lines(probe: Optional[dict[str, Any]], adapter: dict[str, dict[str, float]],
+def probe_report_lines(probe: Optional[dict[str, Any]], method_srcc: dict[str, dict[str, float]],
                        method: str = "adapter") -> list[str]:
-    """The report's "what k ratings can teach here" table (``taste_probe``)."""
+    """The report's "what k ratings can teach here" table (``taste_probe``), beside ``method``'s per-user SRCC
+    ({k: {user: SRCC}})."""
     if not probe or not probe.get("users"):
         return []
     users = probe["users"]
@@ -847,7 +848,7 @@ def probe_report_lines(probe: Optional[dict[str, Any]], adapter: dict[str, dict[
              "| user | own taste in features (R²) | zero-shot | " + " | ".join(
                  f"informed {k}-shot | {method} {k}-shot" for k in ks) + " |", "|---" * (3 + 2 * len(ks)) + "|"]
     for user, u in users.items():
-        cells = [f"{u['informed_srcc'][k]:.4f} | {_fmt(adapter.get(k, {}).get(user))}" for k in ks]
+        cells = [f"{u['informed_srcc'][k]:.4f} | {_fmt(method_srcc.get(k, {}).get(user))}" for k in ks]
         lines.append(f"| {user} | {u['features_r2']:.3f} | {u['zero_shot_srcc']:.4f} | " + " | ".join(cells) + " |")
     mean = {k: finite_mean(u["informed_srcc"][k] for u in users.values()) for k in ks}
     zero = finite_mean(u["zero_shot_srcc"] for u in users.values())

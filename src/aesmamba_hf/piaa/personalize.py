@@ -199,12 +199,13 @@ def load_profile(profile: Union[None, PathLike, Mapping[str, Any], UserProfile])
 
 
 def _training_rows(rows: Sequence[dict[str, Any]], base: Any, processor: Any, profile: Optional[UserProfile],
-                   batch_size: int) -> list[dict[str, Any]]:
-    """Rows in the training schema: the user's scores, and the base's own predictions for unrated heads."""
+                   batch_size: int, with_features: bool = False) -> tuple[list[dict[str, Any]], Any]:
+    """Rows in the training schema: the user's scores, and the base's own predictions for unrated heads; and
+    those predictions (``Predictions``, with the heads' feature when ``with_features``: a taste fit reuses them)."""
     from ..inference.predictor import Predictor
 
     examples = [{"image": r["image"], **({"user": profile} if profile is not None else {})} for r in rows]
-    result = Predictor(base, processor, batch_size=batch_size).predict_examples(examples)
+    result = Predictor(base, processor, batch_size=batch_size).predict_examples(examples, with_features=with_features)
     if result.errors:
         index, reason = next(iter(result.errors.items()))
         raise RatingsError(f"{rows[index]['source']}: {reason}")
@@ -215,7 +216,7 @@ def _training_rows(rows: Sequence[dict[str, Any]], base: Any, processor: Any, pr
         out.append({"image": row["image"], "labels": labels, "class_labels": _scale_classes(base.config, labels),
                     "source": row["source"],
                     **({"user": profile} if profile is not None else {})})
-    return out
+    return out, result
 
 
 def _scale_classes(config: Any, labels: Sequence[float]) -> list[int]:
@@ -344,12 +345,14 @@ def personalize(
     if output_dir is not None:  # refuse a bad output folder before the training
         check_new_output_dir(output_dir, overwrite=overwrite, what="adapter folder",
                              how="pass overwrite=True (--overwrite)")
-    rows = _training_rows(checked, base_model, processor, user, config.batch_size)
+    rows, predictions = _training_rows(checked, base_model, processor, user, config.batch_size,
+                                       with_features=prior is not None)
     if prior is not None:
         from .taste import fit_taste_adapter
 
         say(f"{len(rows)} ratings read; fitting the taste direction under the base's taste prior")
-        model, epochs, curve = fit_taste_adapter(base_model, processor, rows, prior, config.batch_size), 0, {}
+        model = fit_taste_adapter(base_model, processor, rows, prior, config.batch_size, predictions=predictions)
+        epochs, curve = 0, {}
     else:
         say(f"{len(rows)} ratings read; choosing the epochs on {config.validation_folds} folds of them")
         epochs, curve = choose_epochs(base_model, processor, rows, config, device)

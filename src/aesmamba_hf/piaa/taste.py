@@ -108,28 +108,37 @@ class TastePrior:
         return prior
 
     def check_model(self, model: Any) -> None:
-        taste = getattr(model, "taste", None)
-        if taste is None:
-            raise TastePriorError("this model has no taste layer (no scalar head): use a LoRA adapter kind")
-        if self.head not in model.config.head_names:
-            raise TastePriorError(f"the taste prior is for head {self.head!r}; this model has "
-                                  f"{list(model.config.head_names)}")
-        if list(model.config.head_names).index(self.head) not in model.taste_columns:
-            raise TastePriorError(f"head {self.head!r} is a distribution head: taste adapters fit scalar heads")
+        taste_row(model, self.head)
+        taste = model.taste
         if taste.in_features != self.factor.shape[1]:
             raise TastePriorError(f"the taste prior is for features of size {self.factor.shape[1] - 1}; this "
                                   f"model's heads read {taste.in_features - 1}: it belongs to another base")
 
 
+def taste_row(model: Any, head: str) -> int:
+    """The row of ``model.taste`` that adds to ``head``'s score; an error for a model without a taste layer, an
+    unknown head or a distribution head."""
+    names = list(model.config.head_names)
+    if head not in names:
+        raise TastePriorError(f"the taste prior is for head {head!r}; this model has {names}")
+    if getattr(model, "taste", None) is None or names.index(head) not in model.taste_columns:
+        raise TastePriorError(f"head {head!r} is a distribution head (or the model has no taste layer): taste "
+                              "adapters fit scalar heads; use a LoRA adapter kind")
+    return model.taste_columns.index(names.index(head))
+
+
 def features_and_residuals(model: Any, processor: Any, rows: Sequence[Mapping[str, Any]], head: str,
-                           batch_size: int = 32) -> tuple[np.ndarray, np.ndarray]:
+                           batch_size: int = 32, predictions: Any = None) -> tuple[np.ndarray, np.ndarray]:
     """The heads' input feature (N, D) and the residual rating − base score (N,) on ``head`` for rows in the
-    training schema (``image``, ``labels`` in head order, optional ``user``/``comment``)."""
+    training schema (``image``, ``labels`` in head order, optional ``user``/``comment``). ``predictions``: the
+    base's ``Predictions`` of these rows with features, when the caller already has them (not computed again)."""
     from ..inference.predictor import Predictor
 
     column = list(model.config.head_names).index(head)
-    examples = [{k: r[k] for k in ("image", "user", "comment") if k in r} for r in rows]
-    result = Predictor(model, processor, batch_size=batch_size).predict_examples(examples, with_features=True)
+    result = predictions
+    if result is None:
+        examples = [{k: r[k] for k in ("image", "user", "comment") if k in r} for r in rows]
+        result = Predictor(model, processor, batch_size=batch_size).predict_examples(examples, with_features=True)
     if result.errors:
         index, reason = next(iter(result.errors.items()))
         raise ValueError(f"row {rows[index].get('source') or index}: {reason}")
@@ -151,9 +160,7 @@ def estimate_taste_prior(model: Any, processor: Any, rows_by_rater: Mapping[str,
     from ..inference.predictor import overall_head_index
 
     head = head or model.config.head_names[overall_head_index(model.config)]
-    if list(model.config.head_names).index(head) not in getattr(model, "taste_columns", []):
-        raise TastePriorError(f"head {head!r} is a distribution head (or the model has no taste layer): taste "
-                              "adapters fit scalar heads")
+    taste_row(model, head)
     kept = {rater: rows for rater, rows in rows_by_rater.items() if len(rows) >= min_ratings}
     if len(kept) < 2:
         raise ValueError(f"a taste prior needs at least 2 raters with >= {min_ratings} ratings each; "
@@ -206,27 +213,25 @@ def taste_adapter(base: Any, head: str, row: np.ndarray) -> Any:
 
     from .adapters import adapter_config
 
-    column = list(base.config.head_names).index(head)
-    if column not in base.taste_columns:
-        raise TastePriorError(f"head {head!r} is a distribution head: taste adapters fit scalar heads")
+    row_index = taste_row(base, head)
     with torch.random.fork_rng(devices=[]):  # PEFT's random init of lora_A (overwritten) leaves callers' seeds alone
         model = get_peft_model(copy.deepcopy(base), adapter_config(base, "taste"))
     layer = model.base_model.model.taste
     with torch.no_grad():
         layer.lora_A["default"].weight.copy_(torch.as_tensor(row, dtype=torch.float32)[None, :])
         b = torch.zeros_like(layer.lora_B["default"].weight)
-        b[base.taste_columns.index(column), 0] = 1.0
+        b[row_index, 0] = 1.0
         layer.lora_B["default"].weight.copy_(b)
     model.requires_grad_(False)
     return model.eval()
 
 
 def fit_taste_adapter(base: Any, processor: Any, rows: Sequence[Mapping[str, Any]], prior: TastePrior,
-                      batch_size: int = 32) -> Any:
+                      batch_size: int = 32, predictions: Any = None) -> Any:
     """One user's taste adapter from their rows (training schema): the base's features and residuals on the
-    prior's head, the posterior-mean row, as a PEFT model on a copy of ``base`` (``personalize`` and the PIAA
-    protocol both make it here)."""
-    features, residuals = features_and_residuals(base, processor, rows, prior.head, batch_size)
+    prior's head (``predictions``: see :func:`features_and_residuals`), the posterior-mean row, as a PEFT model on
+    a copy of ``base`` (``personalize`` and the PIAA protocol both make it here)."""
+    features, residuals = features_and_residuals(base, processor, rows, prior.head, batch_size, predictions)
     return taste_adapter(base, prior.head, fit_taste(prior, features, residuals))
 
 
@@ -253,4 +258,4 @@ def prior_for(base: Any, given: Optional[PathLike] = None) -> TastePrior:
 
 __all__ = ["TASTE_PRIOR_FILE", "TastePrior", "TastePriorError", "estimate_taste_prior", "features_and_residuals",
            "fit_taste", "fit_taste_adapter", "prior_for", "taste_adapter", "taste_prior_from_residuals",
-           "taste_summary"]
+           "taste_row", "taste_summary"]
