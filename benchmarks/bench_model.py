@@ -274,6 +274,9 @@ def cpu_report() -> dict:
         info["numba_svml"] = bool(numba.config.USING_SVML)
         info["llvmlite_built_with_svml"] = bool(llvm.config.has_svml)
         info["numba_target_cpu"] = numba.config.CPU_NAME or llvm.get_host_cpu_name()
+        from aesmamba_hf.selective_scan_cpu import vector_setup
+
+        info["scan_vector_setup"] = vector_setup()  # 512-bit kernel loops on AVX-512 CPUs, else 256
     except Exception as err:  # noqa: BLE001 - the report still prints without numba
         info["numba"] = f"unavailable ({type(err).__name__})"
     return info

@@ -9,6 +9,13 @@ measured in this same process, and the max abs error of fused against the refere
     python benchmarks/bench_scan.py --quick    # fewer repeats, no reference/chunked backward
     python benchmarks/bench_scan.py --breakdown --threads 1   # where the fused kernel's time goes
 
+``--compare-vector-bits`` runs ``--breakdown`` in child processes with the kernels at numba's default width
+(``AESMAMBA_SCAN_VECTOR_BITS=256``) and at the package's choice (512-bit loops on an AVX-512 CPU), alternated
+``--rounds`` times, and prints each stage's median times and the ratio (the width is fixed per process: numba
+reads its target features once).
+
+    python benchmarks/bench_scan.py --compare-vector-bits --threads 2 --batches 8
+
 ``--breakdown`` adds, per stage, the fused forward's cost per state update (thread-nanoseconds: time × threads
 / (batch·K·L·d_inner·N)) and the cost of the kernel's vectorised ``exp2`` alone in a loop of the same shape,
 so the share of the exponential (one per state update: exp(Δ·A) has no shared factor across states) is
@@ -25,8 +32,10 @@ import math
 import os
 import platform
 import statistics
+import subprocess
 import sys
 import time
+from pathlib import Path
 
 import torch
 from _cpu import cpu_description
@@ -167,6 +176,34 @@ def bench_stage(dim: int, res: int, batch: int, args) -> dict:
     return rec
 
 
+def _child_breakdown(bits: str, argv: list[str]) -> dict:
+    """This script's --breakdown run in a child process with the kernels' vector width set by ``bits``."""
+    env = {**os.environ, "AESMAMBA_SCAN_VECTOR_BITS": bits}
+    done = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--breakdown", *argv], env=env,
+                          check=True, capture_output=True, text=True)
+    return json.loads(done.stdout)
+
+
+def compare_vector_bits(args, child_argv: list[str]) -> dict:
+    """Fused forward and forward+backward per stage with the kernels at 256-bit and at the package's width
+    (rounds alternated, medians), and the ratio 256-bit time / package time (> 1: the wider loops are faster)."""
+    runs: dict[str, list[dict]] = {"256": [], "auto": []}
+    for _ in range(args.rounds):
+        for bits in runs:
+            runs[bits].append(_child_breakdown(bits, child_argv))
+    stages = []
+    for i, first in enumerate(runs["auto"][0]["stages"]):
+        rec = {key: first[key] for key in ("C", "L", "d_inner", "batch")}
+        for what in ("fused_fwd_ms", "fused_fwd_bwd_ms", "exp2_alone_ns_per_element"):
+            for bits, reports in runs.items():
+                rec[f"{what}_{bits}"] = statistics.median(r["stages"][i][what] for r in reports)
+            rec[f"{what}_ratio_256_over_auto"] = rec[f"{what}_256"] / rec[f"{what}_auto"]
+        stages.append(rec)
+    return {"benchmark": "fused kernels at 256-bit vs the package's vector width (children alternated)",
+            "vector_setup": {bits: reports[0]["vector_setup"] for bits, reports in runs.items()},
+            "rounds": args.rounds, "cpu": runs["auto"][0]["cpu"], "stages": stages}
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer repeats; skip reference/chunked backward")
@@ -178,7 +215,18 @@ def main(argv=None) -> int:
     parser.add_argument("--breakdown", action="store_true",
                         help="per-update cost of the fused forward and of its exp2 alone (use --threads 1); "
                              "skips the chunked and reference backends")
+    parser.add_argument("--compare-vector-bits", action="store_true",
+                        help="--breakdown at 256-bit and at the package's width (512 on AVX-512), in children")
+    parser.add_argument("--rounds", type=int, default=2, help="alternated child runs per width (--compare-...)")
     args = parser.parse_args(argv)
+    if args.compare_vector_bits:
+        raw = list(sys.argv[1:] if argv is None else argv)
+        child_argv = [a for a in raw if a != "--compare-vector-bits"]
+        if "--rounds" in child_argv:  # the children's own options only
+            at = child_argv.index("--rounds")
+            del child_argv[at:at + 2]
+        print(json.dumps(compare_vector_bits(args, child_argv), indent=1))
+        return 0
     if args.threads:
         torch.set_num_threads(args.threads)
     args.repeats = args.repeats or (3 if args.quick else 7)
@@ -197,6 +245,7 @@ def main(argv=None) -> int:
         "torch": torch.__version__,
         "numba": selective_scan_cpu.numba.__version__,
         "numba_threading_layer": selective_scan_cpu.numba.threading_layer(),
+        "vector_setup": selective_scan_cpu.vector_setup(),
         "threads": torch.get_num_threads(),
         "cpu": cpu_description(),
         "platform": platform.platform(),

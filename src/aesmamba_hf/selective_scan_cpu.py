@@ -17,6 +17,8 @@ Why it is written the way it is (each point was measured on a 2-core AVX-512 mac
 * The backward saves the state every :data:`CHUNK` steps in the forward and recomputes one chunk at a time
   into a cache-sized tile, then runs the reverse recurrence; gradients of B/C are reduced over the
   channels of a work unit inside the kernel. Nothing of size ``(batch, K*D, N, L)`` is ever allocated.
+* On CPUs with AVX-512 the kernels are compiled with 512-bit loops (LLVM tunes Intel's AVX-512 models to
+  prefer 256-bit vectors): see :func:`_vector_features`.
 * The numba thread count follows ``torch.get_num_threads()`` at every call, and torch's count is restored
   afterwards (numba's omp layer can share torch's libgomp and would leave its own count behind).
 
@@ -25,6 +27,7 @@ Only same-folder imports: transformers copies this file flat into remote-code ch
 
 from __future__ import annotations
 
+import os
 import warnings
 from functools import lru_cache
 from typing import Optional
@@ -36,6 +39,7 @@ from .selective_scan import check_cross_shapes, check_scan_operands, finish_kern
 
 try:
     import numba
+    from llvmlite import binding as _llvm_binding
     from llvmlite import ir as _llvm_ir
     from numba import njit, prange
     from numba.core import types as _nb_types
@@ -46,8 +50,62 @@ except Exception:  # noqa: BLE001 - any import problem simply disables the fused
     numba = None
     NUMBA_AVAILABLE = False
 
-__all__ = ["NUMBA_AVAILABLE", "CHUNK", "fused_selective_scan", "fused_cross_selective_scan", "scan_forward",
-           "scan_backward", "cross_scan_forward", "cross_scan_backward"]
+__all__ = ["NUMBA_AVAILABLE", "CHUNK", "VECTOR_BITS_ENV", "fused_selective_scan", "fused_cross_selective_scan",
+           "scan_forward", "scan_backward", "cross_scan_forward", "cross_scan_backward", "vector_setup"]
+
+VECTOR_BITS_ENV = "AESMAMBA_SCAN_VECTOR_BITS"  # "auto" (default: 512 on AVX-512 CPUs) or "256"
+
+
+def _vector_features() -> tuple[Optional[str], Optional[int], str]:
+    """(numba target features or None to keep numba's, the kernels' vector bits or None if unknown, why).
+
+    LLVM tunes Intel's AVX-512 CPU models (skylake-avx512, icelake-server, sapphirerapids, ...) to prefer
+    256-bit vectors (its "prefer-256-bit" flag), so numba compiled the kernels at AVX2 width on those CPUs,
+    while the matrix multiplies around them use AVX-512 or AMX; AMD's (znver4, znver5) get 512-bit loops.
+    The kernels are mostly independent multiply-adds and exponentials over channels, which 16 lanes and 32
+    vector registers suit, so on every CPU with AVX-512 the flag is turned off ("auto") or on ("256", to
+    compare or to fall back). The host's own feature list is kept, so nothing the CPU lacks is emitted; a
+    ``NUMBA_CPU_FEATURES`` the user set wins.
+    """
+    choice = os.environ.get(VECTOR_BITS_ENV, "auto").strip().lower()
+    if choice not in ("auto", "256"):
+        warnings.warn(f"{VECTOR_BITS_ENV}={choice!r} is not 'auto' or '256'; using 'auto'", RuntimeWarning,
+                      stacklevel=2)
+        choice = "auto"
+    user_features = numba.config.CPU_FEATURES
+    if user_features is not None:
+        return None, (None if "+avx512f" in user_features else 256), "NUMBA_CPU_FEATURES is set"
+    try:
+        host = _llvm_binding.get_host_cpu_features()
+    except RuntimeError:  # LLVM cannot read this CPU's features: keep numba's own choice
+        return None, None, "host CPU features unknown"
+    if not host.get("avx512f"):
+        return None, (256 if host.get("avx") else 128), "no AVX-512 on this CPU"
+    if choice == "256":
+        return host.flatten() + ",+prefer-256-bit", 256, f"{VECTOR_BITS_ENV}=256"
+    return host.flatten() + ",-prefer-256-bit", 512, "AVX-512 CPU: 512-bit loops"
+
+
+def _configure_vector_width() -> dict:
+    """Applies :func:`_vector_features` to numba's CPU target, which reads its features once, when the first
+    numba function of the process is defined; this module's kernels are defined right after this call.
+    The setting is numba's, process-wide: numba code of other libraries compiled later in this process gets
+    the same vector width (a speed choice only: the same results)."""
+    features, bits, why = _vector_features()
+    if features is not None:
+        from numba.core import registry
+
+        if "_toplevel_target_context" in vars(registry.cpu_target):  # another library's numba code came first
+            bits, why = None, "numba's CPU target was set up before aesmamba_hf's kernels: numba's default"
+        else:
+            numba.config.CPU_FEATURES = features
+    return {"bits": bits, "why": why}
+
+
+def vector_setup() -> dict:
+    """How the fused kernels are vectorised in this process: ``{"bits": 512, 256 or None (numba's default for
+    this CPU model, not known here), "why": ...}``; benchmarks print it beside their figures."""
+    return dict(_VECTOR_SETUP) if NUMBA_AVAILABLE else {"bits": None, "why": "numba is not installed"}
 
 CHUNK = 32  # steps between saved states; one recomputed chunk tile stays in L2 in the backward
 _FWD_MAX_WIDTH = 1024  # channels per parallel work unit
@@ -55,6 +113,7 @@ _BWD_MAX_WIDTH = 512  # the backward's chunk tiles are 2 × (CHUNK, N, width) fl
 _LOG2E = 1.4426950408889634
 
 if NUMBA_AVAILABLE:
+    _VECTOR_SETUP = _configure_vector_width()  # before the first numba function below is defined
     _F32 = np.float32
     _FASTMATH = {"nsz", "contract", "reassoc", "arcp"}  # no nnan/ninf: NaN and inf must propagate
     # 2**f on [-0.5, 0.5]: minimax fit of (2**f - 1) / f with the constant term pinned to 1.
