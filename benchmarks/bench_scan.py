@@ -9,7 +9,7 @@ measured in this same process, and the max abs error of fused against the refere
     python benchmarks/bench_scan.py --quick    # fewer repeats, no reference/chunked backward
     python benchmarks/bench_scan.py --breakdown --threads 1   # where the fused kernel's time goes
 
-``--compare-vector-bits`` runs ``--breakdown`` in child processes with the kernels at numba's default width
+``--compare-vector-bits`` runs ``--breakdown`` in child processes with the kernels at 256-bit
 (``AESMAMBA_SCAN_VECTOR_BITS=256``) and at the package's choice (512-bit loops on an AVX-512 CPU), alternated
 ``--rounds`` times, and prints each stage's median times and the ratio (the width is fixed per process: numba
 reads its target features once).
@@ -221,7 +221,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     if args.compare_vector_bits:
         raw = list(sys.argv[1:] if argv is None else argv)
-        child_argv = [a for a in raw if a != "--compare-vector-bits"]
+        child_argv = [a for a in raw if a != "--compare-vector-bits" and not a.startswith("--rounds=")]
         if "--rounds" in child_argv:  # the children's own options only
             at = child_argv.index("--rounds")
             del child_argv[at:at + 2]

@@ -18,7 +18,8 @@ Why it is written the way it is (each point was measured on a 2-core AVX-512 mac
   into a cache-sized tile, then runs the reverse recurrence; gradients of B/C are reduced over the
   channels of a work unit inside the kernel. Nothing of size ``(batch, K*D, N, L)`` is ever allocated.
 * On CPUs with AVX-512 the kernels are compiled with 512-bit loops (LLVM tunes Intel's AVX-512 models to
-  prefer 256-bit vectors): see :func:`_vector_features`.
+  prefer 256-bit vectors): see :func:`_vector_features` (checked in the machine code; the speed-up is not
+  measured yet).
 * The numba thread count follows ``torch.get_num_threads()`` at every call, and torch's count is restored
   afterwards (numba's omp layer can share torch's libgomp and would leave its own count behind).
 
@@ -106,6 +107,7 @@ def vector_setup() -> dict:
     """How the fused kernels are vectorised in this process: ``{"bits": 512, 256 or None (numba's default for
     this CPU model, not known here), "why": ...}``; benchmarks print it beside their figures."""
     return dict(_VECTOR_SETUP) if NUMBA_AVAILABLE else {"bits": None, "why": "numba is not installed"}
+
 
 CHUNK = 32  # steps between saved states; one recomputed chunk tile stays in L2 in the backward
 _FWD_MAX_WIDTH = 1024  # channels per parallel work unit
