@@ -35,6 +35,9 @@ if pretend == "avx512":
 import numba
 if numba_first == "yes":  # another library's numba function, defined before the package's kernels
     numba.njit(lambda a: a + 1)
+elif numba_first == "features":  # the host's features given explicitly: numba's own tuning for the CPU model
+    from numba.core.codegen import get_host_cpu_features
+    numba.config.CPU_FEATURES = get_host_cpu_features()
 features_before = numba.config.CPU_FEATURES
 
 import torch
@@ -65,19 +68,22 @@ print(json.dumps(report))
 
 def _probe(tmp_path, pretend: str, numba_first: str = "no", compile_kernels: str = "none",
            cpu_model: str = "sapphirerapids", **env) -> dict:
-    child_env = {k: v for k, v in os.environ.items() if not k.startswith(("NUMBA_CPU", "AESMAMBA_SCAN_VECTOR"))}
+    child_env = {k: v for k, v in os.environ.items() if not k.startswith(("NUMBA_", "AESMAMBA_SCAN_VECTOR"))}
     child_env.update(NUMBA_CACHE_DIR=str(tmp_path / "numba-cache"), **env)
     if pretend == "avx512":  # the machine code is for an AVX-512 model (its tuning), whatever this CPU is
         child_env["NUMBA_CPU_NAME"] = cpu_model
     done = subprocess.run([sys.executable, "-c", PROBE, pretend, numba_first, compile_kernels], env=child_env,
-                          capture_output=True, text=True, timeout=300)
+                          cwd=tmp_path, capture_output=True, text=True, timeout=300)  # no .numba_config.yaml
     assert done.returncode == 0, done.stderr[-3000:]
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 @pytest.mark.slow
 def test_avx512_host_gets_512_bit_kernels_and_the_switch_gives_256(tmp_path):
-    # Intel's AVX-512 models are tuned to prefer 256-bit vectors: without the setting, no zmm at all
+    # where it starts: numba's own build for an Intel AVX-512 model has no 512-bit instruction at all
+    numbas = _probe(tmp_path, "avx512", numba_first="features", compile_kernels="forward")
+    assert numbas["kernels"]["_scan_fwd_kernel"]["zmm"] == 0
+
     wide = _probe(tmp_path, "avx512", compile_kernels="both")
     assert wide["setup"] == {"bits": 512, "why": "AVX-512 CPU: 512-bit loops"}
     assert wide["features_before"] is None
@@ -97,8 +103,15 @@ def test_avx512_host_gets_512_bit_kernels_and_the_switch_gives_256(tmp_path):
 def test_users_numba_cpu_features_win(tmp_path):
     pinned = "+64bit,+avx,+avx2,+fma,+sse4.2"
     report = _probe(tmp_path, "avx512", NUMBA_CPU_FEATURES=pinned)
-    assert report["setup"] == {"bits": 256, "why": "NUMBA_CPU_FEATURES is set"}
+    assert report["setup"]["bits"] is None and "NUMBA_CPU_FEATURES" in report["setup"]["why"]
     assert report["features_after"] == pinned
+
+
+def test_numbas_avx_switch_is_respected(tmp_path):
+    # NUMBA_ENABLE_AVX=0 (also numba's default on CPU models whose AVX it distrusts) turns every avx* feature off
+    report = _probe(tmp_path, "avx512", NUMBA_ENABLE_AVX="0")
+    assert report["features_after"] is None
+    assert report["setup"]["bits"] == 128
 
 
 def test_numba_code_defined_before_the_kernels_keeps_numbas_width(tmp_path):

@@ -1,6 +1,6 @@
 """Fused CPU selective scan (numba): forward and backward, plus the fused VMamba 2-D cross scan.
 
-Why it is written the way it is (each point was measured on a 2-core AVX-512 machine):
+Why it is written the way it is (each point but the last was measured on a 2-core AVX-512 machine):
 
 * Channels-last tiles ``(L, D)`` with the inner loop running over channels, so every loop vectorises
   without horizontal sums; the four VMamba scan directions are index maps ``pos = dirmap[k, t]`` into the
@@ -17,11 +17,11 @@ Why it is written the way it is (each point was measured on a 2-core AVX-512 mac
 * The backward saves the state every :data:`CHUNK` steps in the forward and recomputes one chunk at a time
   into a cache-sized tile, then runs the reverse recurrence; gradients of B/C are reduced over the
   channels of a work unit inside the kernel. Nothing of size ``(batch, K*D, N, L)`` is ever allocated.
+* The numba thread count follows ``torch.get_num_threads()`` at every call, and torch's count is restored
+  afterwards (numba's omp layer can share torch's libgomp and would leave its own count behind).
 * On CPUs with AVX-512 the kernels are compiled with 512-bit loops (LLVM tunes Intel's AVX-512 models to
   prefer 256-bit vectors): see :func:`_vector_features` (checked in the machine code; the speed-up is not
   measured yet).
-* The numba thread count follows ``torch.get_num_threads()`` at every call, and torch's count is restored
-  afterwards (numba's omp layer can share torch's libgomp and would leave its own count behind).
 
 Only same-folder imports: transformers copies this file flat into remote-code checkpoints.
 """
@@ -40,10 +40,10 @@ from .selective_scan import check_cross_shapes, check_scan_operands, finish_kern
 
 try:
     import numba
-    from llvmlite import binding as _llvm_binding
     from llvmlite import ir as _llvm_ir
     from numba import njit, prange
     from numba.core import types as _nb_types
+    from numba.core.codegen import get_host_cpu_features as _numba_host_features
     from numba.extending import intrinsic
 
     NUMBA_AVAILABLE = True
@@ -73,18 +73,18 @@ def _vector_features() -> tuple[Optional[str], Optional[int], str]:
         warnings.warn(f"{VECTOR_BITS_ENV}={choice!r} is not 'auto' or '256'; using 'auto'", RuntimeWarning,
                       stacklevel=2)
         choice = "auto"
-    user_features = numba.config.CPU_FEATURES
-    if user_features is not None:
-        return None, (None if "+avx512f" in user_features else 256), "NUMBA_CPU_FEATURES is set"
-    try:
-        host = _llvm_binding.get_host_cpu_features()
-    except RuntimeError:  # LLVM cannot read this CPU's features: keep numba's own choice
+    if numba.config.CPU_FEATURES is not None:
+        return None, None, "NUMBA_CPU_FEATURES is set: numba uses yours"
+    if not numba.config.ENABLE_AVX:  # set by the user, or by numba for CPUs whose AVX it distrusts
+        return None, 128, "numba's AVX is off (NUMBA_ENABLE_AVX)"
+    host = _numba_host_features()  # numba's own list (its AVX rules applied); "" when LLVM cannot read it
+    if not host:
         return None, None, "host CPU features unknown"
-    if not host.get("avx512f"):
-        return None, (256 if host.get("avx") else 128), "no AVX-512 on this CPU"
+    if "+avx512f" not in host.split(","):
+        return None, 256, "no AVX-512 on this CPU"
     if choice == "256":
-        return host.flatten() + ",+prefer-256-bit", 256, f"{VECTOR_BITS_ENV}=256"
-    return host.flatten() + ",-prefer-256-bit", 512, "AVX-512 CPU: 512-bit loops"
+        return host + ",+prefer-256-bit", 256, f"{VECTOR_BITS_ENV}=256"
+    return host + ",-prefer-256-bit", 512, "AVX-512 CPU: 512-bit loops"
 
 
 def _configure_vector_width() -> dict:
@@ -97,10 +97,27 @@ def _configure_vector_width() -> dict:
         from numba.core import registry
 
         if "_toplevel_target_context" in vars(registry.cpu_target):  # another library's numba code came first
-            bits, why = None, "numba's CPU target was set up before aesmamba_hf's kernels: numba's default"
+            features, bits = None, None
+            why = "numba's CPU target was set up before aesmamba_hf's kernels: numba's default"
         else:
             numba.config.CPU_FEATURES = features
-    return {"bits": bits, "why": why}
+    return {"bits": bits, "why": why, "features": features}
+
+
+def _confirm_vector_width(setup: dict) -> dict:
+    """The setup as numba's code generator actually took it (read after the kernels are defined)."""
+    features = setup.pop("features")
+    if features is None:
+        return setup
+    try:
+        from numba.core import registry
+
+        taken = registry.cpu_target.target_context.codegen()._tm_features
+    except Exception:  # noqa: BLE001 - numba internals moved: report what was asked for
+        return setup
+    if taken != features:
+        return {"bits": None, "why": "numba did not take the requested features: numba's default"}
+    return setup
 
 
 def vector_setup() -> dict:
@@ -424,6 +441,8 @@ if NUMBA_AVAILABLE:
                     for r in range(rank):
                         for i in range(w):
                             ddtw_part[b, k, r, d0 + i] = dWacc[r, i]
+
+    _VECTOR_SETUP = _confirm_vector_width(_VECTOR_SETUP)  # the kernels above made numba set up its target
 
 
 def _num_threads() -> int:

@@ -311,11 +311,12 @@ def _tidy_graph(model: Any) -> None:
     from onnxscript.optimizer import fold_constants
 
     ir.passes.Sequential(passes.InlinePass(), passes.RemoveUnusedFunctionsPass())(model)
-    fold_constants(model)
+    fold_constants(model, onnx_shape_inference=True)
     ir.passes.Sequential(
         passes.RemoveUnusedNodesPass(), passes.RemoveUnusedOpsetsPass(),
         passes.LiftConstantsToInitializersPass(lift_all_constants=True, size_limit=0),
-        passes.DeduplicateInitializersPass(), passes.CommonSubexpressionEliminationPass(),
+        passes.LiftSubgraphInitializersToMainGraphPass(), passes.DeduplicateInitializersPass(),
+        passes.CommonSubexpressionEliminationPass(),
         passes.RemoveUnusedNodesPass(), passes.OutputFixPass(), passes.NameFixPass(),
     )(model)
 
