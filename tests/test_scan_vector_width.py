@@ -40,11 +40,15 @@ elif numba_first == "features":  # the host's features given explicitly: numba's
     numba.config.CPU_FEATURES = get_host_cpu_features()
 features_before = numba.config.CPU_FEATURES
 
+import warnings
 import torch
-from aesmamba_hf import selective_scan_cpu as kernels
+with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter("always")
+    from aesmamba_hf import selective_scan_cpu as kernels
 
 report = {"setup": kernels.vector_setup(), "features_before": features_before,
-          "features_after": numba.config.CPU_FEATURES, "kernels": {}}
+          "features_after": numba.config.CPU_FEATURES, "kernels": {},
+          "warnings": [str(w.message) for w in caught if "AESMAMBA_SCAN_VECTOR_BITS" in str(w.message)]}
 if compile_kernels != "none":
     launches = []
     kernels._launch = lambda kernel, *args: launches.append((kernel, args))  # compile only: this CPU may lack AVX-512
@@ -127,3 +131,9 @@ def test_cpu_without_avx512_is_left_alone(tmp_path):
         pytest.skip("this CPU has AVX-512")
     assert report["setup"]["why"] in ("no AVX-512 on this CPU", "host CPU features unknown")
     assert report["features_after"] is None
+
+
+def test_unknown_width_value_warns_and_uses_auto(tmp_path):
+    report = _probe(tmp_path, "avx512", AESMAMBA_SCAN_VECTOR_BITS="512bit")
+    assert report["warnings"] == ["AESMAMBA_SCAN_VECTOR_BITS='512bit' is not 'auto' or '256'; using 'auto'"]
+    assert report["setup"]["bits"] == 512
