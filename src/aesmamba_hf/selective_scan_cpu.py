@@ -80,8 +80,9 @@ def _vector_features() -> tuple[Optional[str], Optional[int], str]:
     host = _numba_host_features()  # numba's own list (its AVX rules applied); "" when LLVM cannot read it
     if not host:
         return None, None, "host CPU features unknown"
-    if "+avx512f" not in host.split(","):
-        return None, 256, "no AVX-512 on this CPU"
+    flags = host.split(",")
+    if "+avx512f" not in flags:
+        return None, (256 if "+avx" in flags else 128), "no AVX-512 on this CPU"
     if choice == "256":
         return host + ",+prefer-256-bit", 256, f"{VECTOR_BITS_ENV}=256"
     return host + ",-prefer-256-bit", 512, "AVX-512 CPU: 512-bit loops"
