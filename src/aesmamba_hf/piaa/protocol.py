@@ -116,6 +116,7 @@ def finetune(
     device: torch.device,
     validation: Optional[Sequence[dict[str, Any]]] = None,
     columns: Optional[list[int]] = None,
+    taste_prior: Any = None,
 ) -> tuple[AesMambaForAestheticAssessment, dict[str, Any]]:
     """Fine-tune a copy of ``base_model`` on one user's shots with :func:`aesmamba_hf.training.fit` (the same
     path as ``train()``); returns it in eval mode and ``{"epochs", "train_loss", "validation_srcc"}``.
@@ -123,10 +124,12 @@ def finetune(
     ``collator`` gives the processor and whether the shots are augmented (``collator.train``);
     ``validation``: decoded rows on which the best epoch is chosen (never the test rows).
     ``columns`` is accepted for compatibility (the selection metric names the ``aesthetic`` head).
+    ``taste_prior``: the loaded :class:`~.taste.TastePrior` for ``adapter="taste"`` (default: found as
+    ``personalize`` finds it; :func:`run_piaa` loads it once per run).
     """
     del columns
     if config.adapter == "taste":
-        return _taste_fit(base_model, train_rows, collator.processor, config, device)
+        return _taste_fit(base_model, train_rows, collator.processor, config, device, taste_prior)
     if config.selection == "folds":
         return _personalize_like(base_model, train_rows, collator, config, seed, device)
     model = copy.deepcopy(base_model).to(device)
@@ -166,11 +169,11 @@ def _personalize_like(base_model: AesMambaForAestheticAssessment, train_rows: Se
 
 
 def _taste_fit(base_model: AesMambaForAestheticAssessment, train_rows: Sequence[dict[str, Any]], processor: Any,
-               config: PIAAConfig, device: torch.device) -> tuple[Any, dict[str, Any]]:
+               config: PIAAConfig, device: torch.device, prior: Any = None) -> tuple[Any, dict[str, Any]]:
     """One user's taste adapter, fitted in closed form as ``personalize(kind="taste")`` fits it."""
     from .taste import fit_taste_adapter, prior_for
 
-    prior = prior_for(base_model, config.taste_prior)
+    prior = prior if prior is not None else prior_for(base_model, config.taste_prior)
     model = fit_taste_adapter(base_model, processor, list(train_rows), prior, config.eval_batch_size).to(device)
     return model, {"epochs": 0, "train_loss": [], "validation_srcc": None}
 
@@ -226,6 +229,11 @@ def run_piaa(
     base_model = base_model.to(device=device, dtype=torch.float32).eval()
     columns = attribute_columns(base_model.config)
     train_collator = AesMambaDataCollator.for_config(base_model.config, processor, train=config.augment)
+    taste_prior = None
+    if config.adapter == "taste":  # once per run, and a missing or foreign prior fails before any image is read
+        from .taste import prior_for
+
+        taste_prior = prior_for(base_model, config.taste_prior)
 
     users, skipped = load_users(para_root, config)
     records: list[dict[str, Any]] = []
@@ -266,7 +274,8 @@ def run_piaa(
                         selection = "validation"
                     validation = [data.train_rows[i] for i in val_idx] if val_idx else None
                     tuned, info = finetune(base_model, [data.train_rows[i] for i in fit_idx], train_collator,
-                                           config, seed, device, validation=validation, columns=columns)
+                                           config, seed, device, validation=validation, columns=columns,
+                                           taste_prior=taste_prior)
                     scores = predict(tuned, processor, data.test_rows, config.eval_batch_size)
                     del tuned
                     new = _metric_records(data.user, k, repeat, seed, scores, test_targets, columns,
